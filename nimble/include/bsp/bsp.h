@@ -1,0 +1,1 @@
+/* No board support is needed by the NimBLE host. */

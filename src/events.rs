@@ -1,0 +1,89 @@
+//! IRQ events: their codes, and the hand-off of one event to the Python handler.
+//!
+//! Events are dispatched synchronously from NimBLE's callbacks, as MicroPython's C module does
+//! on NimBLE ports: the shim builds the `data` tuple on its stack, with memoryviews aliasing
+//! the bytes we pass, calls the handler under an exception guard, and returns what it
+//! returned. Callers must not hold any `Global` borrow while dispatching: the handler may call
+//! back into `BLE`.
+
+use core::ptr;
+
+use crate::uuid::Uuid;
+
+/// `_IRQ_SCAN_RESULT`
+pub const IRQ_SCAN_RESULT: u16 = 5;
+/// `_IRQ_SCAN_DONE`
+pub const IRQ_SCAN_DONE: u16 = 6;
+
+/// What one tuple item is.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IrqArgKind {
+    /// An `int` (`value`).
+    Int = 0,
+    /// A read-only memoryview over `len` bytes at `ptr`, valid only during the handler.
+    Bytes = 1,
+    /// A `UUID` built from the `Uuid` at `ptr`.
+    Uuid = 2,
+    /// `None`.
+    None = 3,
+}
+
+/// One item of an event's `data` tuple.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct IrqArg {
+    pub kind: IrqArgKind,
+    pub value: i64,
+    pub ptr: *const u8,
+    pub len: usize,
+}
+
+impl IrqArg {
+    /// An integer item.
+    pub fn int(value: i64) -> Self {
+        IrqArg { kind: IrqArgKind::Int, value, ptr: ptr::null(), len: 0 }
+    }
+
+    /// A memoryview item over `data`, which must outlive the dispatch.
+    pub fn bytes(data: &[u8]) -> Self {
+        IrqArg { kind: IrqArgKind::Bytes, value: 0, ptr: data.as_ptr(), len: data.len() }
+    }
+
+    /// A UUID item.
+    pub fn uuid(uuid: &Uuid) -> Self {
+        IrqArg {
+            kind: IrqArgKind::Uuid,
+            value: 0,
+            ptr: (uuid as *const Uuid).cast(),
+            len: core::mem::size_of::<Uuid>(),
+        }
+    }
+
+    /// `None`.
+    pub fn none() -> Self {
+        IrqArg { kind: IrqArgKind::None, value: 0, ptr: ptr::null(), len: 0 }
+    }
+}
+
+/// What the handler returned.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IrqResult {
+    /// True if a handler ran and returned normally.
+    pub handled: bool,
+    /// The return value as an int: ints and bools convert; anything else (None included) is 0.
+    pub value: i64,
+}
+
+extern "C" {
+    /// Calls the registered handler with `(event, tuple(args))` under an exception guard.
+    fn ubt_glue_irq(event: u16, args: *const IrqArg, n_args: usize) -> IrqResult;
+}
+
+/// Calls the Python handler for `event` with `args`. Never unwinds into Rust.
+pub fn dispatch(event: u16, args: &[IrqArg]) -> IrqResult {
+    // SAFETY: `args` and the memory its items point to are valid for the duration of the call,
+    // and the shim never raises past its own nlr guard (design rules 1 and 2).
+    unsafe { ubt_glue_irq(event, args.as_ptr(), args.len()) }
+}

@@ -1,0 +1,69 @@
+//! What the core needs from the firmware it is linked into: time, scheduling a poll, and the
+//! HCI UART.
+//!
+//! Time and scheduling come from the C shim (MicroPython's `ticks_ms` and scheduler). The UART
+//! is the port's: on Unix a tty with a reader thread (`ports/unix/hci_uart.rs`); on bare metal
+//! the port's C driver, reached through `ubt_port_hci_uart_*`.
+
+extern "C" {
+    /// MicroPython's `ticks_ms()`; safe to call from any thread on Unix.
+    fn ubt_glue_ticks_ms() -> u32;
+    /// Queues one run of [`crate::ffi::ubt_poll`] on MicroPython's scheduler. Thread-safe;
+    /// returns false when the scheduler queue is full.
+    fn ubt_glue_schedule_poll() -> bool;
+}
+
+/// Milliseconds from MicroPython's tick counter (wraps).
+pub fn ticks_ms() -> u32 {
+    // SAFETY: a plain C function with no arguments and no Python side effects.
+    unsafe { ubt_glue_ticks_ms() }
+}
+
+/// Asks MicroPython to run a poll soon; duplicate requests are merged.
+pub fn schedule_poll() -> bool {
+    // SAFETY: the shim's function is thread-safe and cannot raise.
+    unsafe { ubt_glue_schedule_poll() }
+}
+
+#[cfg(feature = "unix")]
+#[path = "../ports/unix/hci_uart.rs"]
+mod imp;
+
+#[cfg(not(feature = "unix"))]
+mod imp {
+    extern "C" {
+        fn ubt_port_hci_uart_open() -> i32;
+        fn ubt_port_hci_uart_close();
+        fn ubt_port_hci_uart_write(buf: *const u8, len: usize) -> i32;
+        fn ubt_port_hci_uart_read(buf: *mut u8, len: usize) -> usize;
+        fn ubt_port_hci_uart_wait_rx(timeout_ms: u32);
+    }
+
+    pub fn uart_open() -> bool {
+        // SAFETY: the port's driver takes no pointers here.
+        unsafe { ubt_port_hci_uart_open() == 0 }
+    }
+
+    pub fn uart_close() {
+        // SAFETY: as above.
+        unsafe { ubt_port_hci_uart_close() }
+    }
+
+    pub fn uart_write(data: &[u8]) -> bool {
+        // SAFETY: `data` is a valid slice for the duration of the call.
+        unsafe { ubt_port_hci_uart_write(data.as_ptr(), data.len()) == 0 }
+    }
+
+    pub fn uart_read(buf: &mut [u8]) -> usize {
+        // SAFETY: `buf` is a valid writable slice; the driver writes at most `len` bytes.
+        let n = unsafe { ubt_port_hci_uart_read(buf.as_mut_ptr(), buf.len()) };
+        n.min(buf.len())
+    }
+
+    pub fn uart_wait_rx(timeout_ms: u32) {
+        // SAFETY: no pointers.
+        unsafe { ubt_port_hci_uart_wait_rx(timeout_ms) }
+    }
+}
+
+pub use imp::{uart_close, uart_open, uart_read, uart_wait_rx, uart_write};
