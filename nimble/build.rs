@@ -81,7 +81,8 @@ const TREE_INCLUDES: &[&str] = &[
 ];
 
 fn nimble_dir(manifest_dir: &Path) -> PathBuf {
-    if let Some(dir) = env::var_os("NIMBLE_DIR") {
+    // An empty NIMBLE_DIR (e.g. exported unset by make) means "not set".
+    if let Some(dir) = env::var_os("NIMBLE_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
     }
     manifest_dir.join("../.cache/mynewt-nimble")

@@ -497,3 +497,20 @@ unsafe extern "C" fn gap_scan_cb(event: *mut ns::ble_gap_event, _arg: *mut c_voi
     }
     0
 }
+
+// --- Security settings ------------------------------------------------------------------------------
+
+/// `config(bond=|mitm=|le_secure=|io=)`: written into NimBLE's host configuration, which keeps
+/// them across restarts (spec §5.2). Booleans arrive as 0/1; `io` is the raw u8.
+pub fn set_security(key: crate::ffi::UbtSecurityKey, value: u8) {
+    use crate::ffi::UbtSecurityKey as K;
+    // SAFETY: `ble_hs_cfg` is NimBLE's global configuration, only touched on this thread; the
+    // host reads these fields when a pairing starts.
+    let cfg = unsafe { &mut *ptr::addr_of_mut!(ns::ble_hs_cfg) };
+    match key {
+        K::Bond => cfg.set_sm_bonding(u32::from(value != 0) as _),
+        K::Mitm => cfg.set_sm_mitm(u32::from(value != 0) as _),
+        K::LeSecure => cfg.set_sm_sc(u32::from(value != 0) as _),
+        K::Io => cfg.sm_io_cap = value,
+    }
+}

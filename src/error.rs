@@ -13,6 +13,7 @@ pub const OK: Status = 0;
 
 /// Errno values. They are Linux's, which MicroPython's bare-metal errno table also uses.
 pub mod errno {
+    #![allow(missing_docs)] // the standard errno names document themselves
     pub const ENOENT: i32 = 2;
     pub const EIO: i32 = 5;
     pub const E2BIG: i32 = 7;
@@ -35,7 +36,7 @@ pub const PY_ERROR_BASE: Status = 0x1_0000;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PyError {
     /// `ValueError("invalid UUID")`
-    InvalidUuid = PY_ERROR_BASE,
+    InvalidUuid = 0x1_0000,
     /// `ValueError("invalid char in UUID")`
     UuidInvalidChar,
     /// `ValueError("UUID too long")`
@@ -45,6 +46,9 @@ pub enum PyError {
     /// `ValueError("unknown config param")`
     UnknownConfig,
 }
+
+// The C header needs the literal above; keep it in step with the base.
+const _: () = assert!(PyError::InvalidUuid as i32 == PY_ERROR_BASE);
 
 impl From<PyError> for Status {
     fn from(e: PyError) -> Status {

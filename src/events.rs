@@ -33,9 +33,13 @@ pub enum IrqArgKind {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct IrqArg {
+    /// How to convert the argument.
     pub kind: IrqArgKind,
+    /// The value of an `Int`.
     pub value: i64,
+    /// The data of `Bytes` or `Uuid`.
     pub ptr: *const u8,
+    /// The length of `Bytes` data.
     pub len: usize,
 }
 

@@ -1,0 +1,34 @@
+# MicroPython user C module: the `bluetooth` module (ubluetooth) in Rust on NimBLE.
+#
+#   make -C <micropython>/ports/unix USER_C_MODULES=<this repo>
+#
+# The Rust staticlib (which contains NimBLE) is built with cargo when this file is read, so
+# the generated header exists before MicroPython scans sources for qstrs. Set UBT_SKIP_CARGO=1
+# when something else (our top-level Makefile) has built it already.
+
+UBT_DIR := $(abspath $(USERMOD_DIR)/..)
+UBT_TARGET_DIR ?= $(UBT_DIR)/target
+
+# Bare-metal ports build for Cortex-M4F/M7 without std; the Unix port is the crate default.
+ifneq ($(findstring arm-none-eabi,$(CROSS_COMPILE)),)
+UBT_RUST_TARGET ?= thumbv7em-none-eabihf
+UBT_CARGO_FLAGS ?= --no-default-features --target $(UBT_RUST_TARGET)
+UBT_LIB := $(UBT_TARGET_DIR)/$(UBT_RUST_TARGET)/release/libubluetooth.a
+else
+UBT_CARGO_FLAGS ?=
+UBT_LIB := $(UBT_TARGET_DIR)/release/libubluetooth.a
+endif
+
+ifneq ($(UBT_SKIP_CARGO),1)
+UBT_CARGO_OK := $(shell cd $(UBT_DIR) && CARGO_TARGET_DIR=$(UBT_TARGET_DIR) cargo build --release $(UBT_CARGO_FLAGS) 1>&2 && echo ok)
+ifneq ($(UBT_CARGO_OK),ok)
+$(error ubluetooth: cargo build failed)
+endif
+endif
+
+SRC_USERMOD_C += $(USERMOD_DIR)/modubluetooth.c
+CFLAGS_USERMOD += -I$(USERMOD_DIR)
+LDFLAGS_USERMOD += $(UBT_LIB)
+ifeq ($(findstring arm-none-eabi,$(CROSS_COMPILE)),)
+LDFLAGS_USERMOD += -lpthread -ldl -lm
+endif

@@ -1,0 +1,655 @@
+"""Virtual BLE controller for the multi-instance test harness.
+
+`VController` is a `bumble.controller.Controller` (Bumble 0.0.236) with the behaviour a
+legacy-command host such as NimBLE relies on:
+
+* legacy advertising honours the advertising type given by LE Set Advertising Parameters
+  (ADV_IND, ADV_DIRECT_IND, ADV_SCAN_IND, ADV_NONCONN_IND) and its interval (0.625 ms units);
+* scan responses carry the LE Set Scan Response Data payload and reach only active scanners,
+  and only for scannable advertising;
+* a host that scans with the legacy commands gets legacy LE Advertising Reports
+  (subevent 0x02); the extended-advertising feature bits are not advertised at all;
+* ACL data going to the host is fragmented to the LE ACL buffer size the controller
+  reports (first fragment PB=0b10, continuations PB=0b01);
+* HCI Reset (and a host detaching from its transport) really resets: advertising, scanning,
+  pending connection and links are dropped, peers see a supervision timeout;
+* every command gets a response, even unknown or unimplemented ones;
+* LE Create Connection Cancel completes the pending connection with status 0x02;
+* each instance can have its own public address.
+
+`VLocalLink` is the shared `bumble.link.LocalLink` with a fixed, order-preserving
+link-layer latency on ACL data and LL control PDUs, and with the LE source address of ACL
+data taken from the connection (Bumble always used the sender's random address).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import logging
+from typing import Callable
+
+from bumble import hci, ll
+from bumble.controller import Connection, Controller, LegacyAdvertiser
+from bumble.core import PhysicalTransport
+from bumble.link import LocalLink
+
+logger = logging.getLogger(__name__)
+
+AdvType = hci.HCI_LE_Set_Advertising_Parameters_Command.AdvertisingType
+ReportType = hci.HCI_LE_Advertising_Report_Event.EventType
+ExtReportType = hci.HCI_LE_Extended_Advertising_Report_Event.EventType
+Err = hci.HCI_ErrorCode
+
+CONNECTABLE_TYPES = (AdvType.ADV_IND, AdvType.ADV_DIRECT_IND, AdvType.ADV_DIRECT_IND_LOW_DUTY)
+SCANNABLE_TYPES = (AdvType.ADV_IND, AdvType.ADV_SCAN_IND)
+DIRECTED_TYPES = (AdvType.ADV_DIRECT_IND, AdvType.ADV_DIRECT_IND_LOW_DUTY)
+
+# Legacy report event type for each advertising type (low duty cycle directed reports as 1).
+LEGACY_REPORT_TYPE = {
+    AdvType.ADV_IND: ReportType.ADV_IND,
+    AdvType.ADV_DIRECT_IND: ReportType.ADV_DIRECT_IND,
+    AdvType.ADV_SCAN_IND: ReportType.ADV_SCAN_IND,
+    AdvType.ADV_NONCONN_IND: ReportType.ADV_NONCONN_IND,
+    AdvType.ADV_DIRECT_IND_LOW_DUTY: ReportType.ADV_DIRECT_IND,
+}
+
+# Extended report event-type bits for legacy PDUs (Core 5.x Vol 4 Part E 7.7.65.13).
+_LEGACY = ExtReportType.LEGACY_ADVERTISING_PDU_USED
+_CONN = ExtReportType.CONNECTABLE_ADVERTISING
+_SCAN = ExtReportType.SCANNABLE_ADVERTISING
+_DIR = ExtReportType.DIRECTED_ADVERTISING
+EXT_REPORT_TYPE = {
+    AdvType.ADV_IND: _LEGACY | _CONN | _SCAN,
+    AdvType.ADV_DIRECT_IND: _LEGACY | _CONN | _DIR,
+    AdvType.ADV_SCAN_IND: _LEGACY | _SCAN,
+    AdvType.ADV_NONCONN_IND: _LEGACY,
+    AdvType.ADV_DIRECT_IND_LOW_DUTY: _LEGACY | _CONN | _DIR,
+}
+
+# Shortest advertising period we model, whatever the host asks for (keeps report floods sane).
+MIN_ADV_PERIOD_S = 0.020
+# High duty cycle directed advertising stops after this long (Core Vol 6 Part B 4.4.2.4.3).
+HIGH_DUTY_DIRECTED_TIMEOUT_S = 1.28
+DEFAULT_ACL_DELAY_S = 0.005
+
+# LE features only usable with extended advertising/scanning, periodic advertising, PHY
+# changes or isochronous channels, none of which the virtual controller offers to the host.
+_DROPPED_LE_FEATURES = (
+    hci.LeFeatureMask.LE_EXTENDED_ADVERTISING
+    | hci.LeFeatureMask.LE_PERIODIC_ADVERTISING
+    | hci.LeFeatureMask.PERIODIC_ADVERTISING_SYNC_TRANSFER_SENDER
+    | hci.LeFeatureMask.PERIODIC_ADVERTISING_SYNC_TRANSFER_RECIPIENT
+    | hci.LeFeatureMask.PERIODIC_ADVERTISING_ADI_SUPPORT
+    | hci.LeFeatureMask.LE_2M_PHY
+    | hci.LeFeatureMask.LE_CODED_PHY
+    | hci.LeFeatureMask.CONNECTED_ISOCHRONOUS_STREAM_CENTRAL
+    | hci.LeFeatureMask.CONNECTED_ISOCHRONOUS_STREAM_PERIPHERAL
+    | hci.LeFeatureMask.ISOCHRONOUS_BROADCASTER
+    | hci.LeFeatureMask.SYNCHRONIZED_RECEIVER
+)
+
+
+def public_address_for(index: int) -> hci.Address:
+    """Public address of instance `index`: F0:F1:F2:F3:F4:<index>."""
+    if not 0 <= index <= 0xFF:
+        raise ValueError(f'controller index {index} out of range 0..255')
+    return hci.Address(f'F0:F1:F2:F3:F4:{index:02X}', hci.Address.PUBLIC_DEVICE_ADDRESS)
+
+
+# -----------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class LegacyAdvPdu(ll.AdvertisingPdu):
+    """One legacy advertising event as seen on the virtual air.
+
+    The scan response payload travels with the advertisement (the SCAN_REQ/SCAN_RSP
+    exchange is collapsed into it); the scanner decides whether it would have asked.
+    """
+
+    advertiser_address: hci.Address
+    advertising_type: int
+    data: bytes
+    scan_response_data: bytes = b''
+    target_address: hci.Address | None = None
+
+
+@dataclasses.dataclass
+class VLegacyAdvertiser(LegacyAdvertiser):
+    """Legacy advertiser that emits the PDU type the host configured."""
+
+    directed_timeout_handle: asyncio.TimerHandle | None = None
+
+    @property
+    def period_s(self) -> float:
+        units = self.advertising_interval_min or 0x0800  # spec default 1.28 s
+        return max(units * 0.000625, MIN_ADV_PERIOD_S)
+
+    @property
+    def is_connectable(self) -> bool:
+        return self.advertising_type in CONNECTABLE_TYPES
+
+    @property
+    def target_address(self) -> hci.Address | None:
+        if self.advertising_type not in DIRECTED_TYPES:
+            return None
+        return hci.Address(bytes(self.peer_address), hci.AddressType(self.peer_address_type & 1))
+
+    def _on_timer_fired(self) -> None:
+        if not self.enabled:
+            return
+        self.send_advertising_data()
+        self.timer_handle = asyncio.get_running_loop().call_later(
+            self.period_s, self._on_timer_fired
+        )
+
+    def start(self) -> None:
+        super().start()
+        if self.advertising_type == AdvType.ADV_DIRECT_IND:
+            self.directed_timeout_handle = asyncio.get_running_loop().call_later(
+                HIGH_DUTY_DIRECTED_TIMEOUT_S, self._on_directed_timeout
+            )
+
+    def stop(self) -> None:
+        super().stop()
+        if self.directed_timeout_handle is not None:
+            self.directed_timeout_handle.cancel()
+            self.directed_timeout_handle = None
+
+    def _on_directed_timeout(self) -> None:
+        self.directed_timeout_handle = None
+        if not self.enabled:
+            return
+        self.stop()
+        self.controller.send_hci_packet(
+            hci.HCI_LE_Connection_Complete_Event(
+                status=Err.ADVERTISING_TIMEOUT_ERROR,
+                connection_handle=0,
+                role=hci.Role.PERIPHERAL,
+                peer_address_type=0,
+                peer_address=hci.Address.ANY,
+                connection_interval=0,
+                peripheral_latency=0,
+                supervision_timeout=0,
+                central_clock_accuracy=0,
+            )
+        )
+
+    def send_advertising_data(self) -> None:
+        if not self.enabled:
+            return
+        directed = self.advertising_type in DIRECTED_TYPES
+        self.controller.send_advertising_pdu(
+            LegacyAdvPdu(
+                advertiser_address=self.address,
+                advertising_type=self.advertising_type,
+                data=b'' if directed else bytes(self.advertising_data),
+                scan_response_data=(
+                    bytes(self.scan_response_data)
+                    if self.advertising_type in SCANNABLE_TYPES
+                    else b''
+                ),
+                target_address=self.target_address,
+            )
+        )
+
+
+# -----------------------------------------------------------------------------------------
+class _DelayLine:
+    """FIFO of callbacks, each run `delay` seconds after it was queued, in queue order."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = max(0.0, delay)
+        self._queue: collections.deque[tuple[float, Callable[[], None]]] = collections.deque()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def post(self, callback: Callable[[], None]) -> None:
+        loop = asyncio.get_running_loop()
+        self._queue.append((loop.time() + self.delay, callback))
+        if self._timer is None:
+            self._timer = loop.call_at(self._queue[0][0], self._drain)
+
+    def _drain(self) -> None:
+        self._timer = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        while self._queue and self._queue[0][0] <= now:
+            _, callback = self._queue.popleft()
+            try:
+                callback()
+            except Exception:  # one bad delivery must not stall the line
+                logger.exception('link delivery failed')
+        if self._queue:
+            self._timer = loop.call_at(self._queue[0][0], self._drain)
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._queue.clear()
+
+
+class VLocalLink(LocalLink):
+    """LocalLink with link-layer latency and connection-based LE source addresses."""
+
+    def __init__(self, acl_delay: float = DEFAULT_ACL_DELAY_S) -> None:
+        super().__init__()
+        self._line = _DelayLine(acl_delay)
+
+    @property
+    def acl_delay(self) -> float:
+        return self._line.delay
+
+    def close(self) -> None:
+        self._line.cancel()
+
+    def send_acl_data(
+        self,
+        sender_controller: Controller,
+        destination_address: hci.Address,
+        transport: PhysicalTransport,
+        data: bytes,
+    ) -> None:
+        if transport == PhysicalTransport.LE:
+            destination = self.find_le_controller(destination_address)
+            connection = sender_controller.le_connections.get(destination_address)
+            source_address = (
+                connection.self_address if connection else sender_controller.random_address
+            )
+        elif transport == PhysicalTransport.BR_EDR:
+            destination = self.find_classic_controller(destination_address)
+            source_address = sender_controller.public_address
+        else:
+            raise ValueError('unsupported transport type')
+        if destination is None:
+            logger.debug('ACL data for unknown %s dropped', destination_address)
+            return
+        self._line.post(lambda: destination.on_link_acl_data(source_address, transport, data))
+
+    def send_ll_control_pdu(
+        self,
+        sender_address: hci.Address,
+        receiver_address: hci.Address,
+        packet: ll.ControlPdu,
+    ) -> None:
+        receiver = self.find_le_controller(receiver_address)
+        if receiver is None:
+            logger.debug('LL control PDU for unknown %s dropped: %s', receiver_address, packet)
+            return
+        # Same line as the ACL data, so e.g. data sent before a disconnection arrives first.
+        self._line.post(lambda: receiver.on_ll_control_pdu(sender_address, packet))
+
+    def find_legacy_advertiser(self, address: hci.Address) -> VController | None:
+        for c in self.controllers:
+            if isinstance(c, VController):
+                adv = c.le_legacy_advertiser
+                if adv.enabled and adv.address == address:
+                    return c
+        return None
+
+
+# -----------------------------------------------------------------------------------------
+class VController(Controller):
+    le_features = Controller.le_features & ~_DROPPED_LE_FEATURES
+
+    def __init__(
+        self,
+        name: str,
+        link: LocalLink | None = None,
+        public_address: bytes | str | hci.Address | None = None,
+        index: int | None = None,
+        host_sink=None,
+    ) -> None:
+        if public_address is None and index is not None:
+            public_address = public_address_for(index)
+        super().__init__(name, host_sink=host_sink, link=link, public_address=public_address)
+        self.le_legacy_advertiser = VLegacyAdvertiser(self)
+        self.le_scan_uses_extended = False
+        self.le_ext_scan_active = False
+        self._sent_packets = 0
+
+    # ------------------------------------------------------------------ HCI plumbing
+    def send_hci_packet(self, packet: hci.HCI_Packet) -> None:
+        self._sent_packets += 1
+        super().send_hci_packet(packet)
+
+    def on_hci_command_packet(self, command: hci.HCI_Command) -> None:
+        handler = getattr(self, f'on_{command.name.lower()}', None)
+        if handler is None:
+            logger.warning('[%s] unsupported command %s', self.name, command.name)
+            self._reply_error(command, Err.UNKNOWN_HCI_COMMAND_ERROR)
+            return
+        sent_before = self._sent_packets
+        try:
+            super().on_hci_command_packet(command)
+        except Exception:
+            logger.exception('[%s] command %s failed', self.name, command.name)
+            if isinstance(command, hci.HCI_SyncCommand) or self._sent_packets == sent_before:
+                self._reply_error(command, Err.UNSPECIFIED_ERROR_ERROR)
+            return
+        if not isinstance(command, hci.HCI_SyncCommand) and self._sent_packets == sent_before:
+            # An async handler that answered nothing (e.g. a plain HCI_Command fell through
+            # to Bumble's generic handler): never leave the host waiting.
+            self._reply_error(command, Err.UNKNOWN_HCI_COMMAND_ERROR)
+
+    def _reply_error(self, command: hci.HCI_Command, status: int) -> None:
+        self._reply_error_to(command.op_code, isinstance(command, hci.HCI_AsyncCommand), status)
+
+    def _reply_error_to(self, op_code: int, is_async: bool, status: int) -> None:
+        if is_async:
+            self._send_hci_command_status(status, op_code)
+        else:
+            self.send_hci_packet(
+                hci.HCI_Command_Complete_Event(
+                    num_hci_command_packets=1,
+                    command_opcode=op_code,
+                    return_parameters=hci.HCI_StatusReturnParameters(status),
+                )
+            )
+
+    def on_packet(self, packet: bytes) -> None:
+        try:
+            parsed = hci.HCI_Packet.from_bytes(packet)
+        except Exception as error:
+            logger.warning('[%s] unparsable packet %s: %s', self.name, packet.hex(), error)
+            if len(packet) >= 3 and packet[0] == hci.HCI_COMMAND_PACKET:
+                op_code = int.from_bytes(packet[1:3], 'little')
+                cls = hci.HCI_Command.command_classes.get(op_code)
+                is_async = cls is not None and issubclass(cls, hci.HCI_AsyncCommand)
+                self._reply_error_to(op_code, is_async, Err.INVALID_COMMAND_PARAMETERS_ERROR)
+            return
+        self.on_hci_packet(parsed)
+
+    # ------------------------------------------------------------------ reset
+    def reset_state(self) -> None:
+        """What HCI Reset clears: advertising, scanning, connecting, links."""
+        self.le_legacy_advertiser.stop()
+        self.le_legacy_advertiser = VLegacyAdvertiser(self)
+        for adv_set in self.advertising_sets.values():
+            adv_set.stop()
+        self.advertising_sets.clear()
+        self.pending_periodic_advertising_syncs.clear()
+        self.established_periodic_advertising_syncs.clear()
+        self.le_scan_enable = False
+        self.le_scan_type = 0
+        self.le_scan_interval = 0x10
+        self.le_scan_window = 0x10
+        self.le_scanning_filter_policy = 0
+        self.le_scan_uses_extended = False
+        self.le_ext_scan_active = False
+        self.filter_duplicates = False
+        self.pending_le_connection = None
+        self.event_mask = 0
+        self.event_mask_page_2 = 0
+        self.le_event_mask = 0
+        self.le_address_resolution = False
+        # The peers lose us the way they would lose a real device: supervision timeout.
+        for connection in list(self.le_connections.values()):
+            connection.send_ll_control_pdu(ll.TerminateInd(Err.CONNECTION_TIMEOUT_ERROR))
+        self.le_connections.clear()
+        self.classic_connections.clear()
+        self.sco_links.clear()
+        self.central_cis_links.clear()
+        self.peripheral_cis_links.clear()
+        self.random_address = hci.Address('00:00:00:00:00:00')
+
+    def on_host_detached(self) -> None:
+        """The transport lost its host (pty closed): behave as after a reset."""
+        self.reset_state()
+
+    def on_hci_reset_command(self, command: hci.HCI_Reset_Command):
+        self.reset_state()
+        return super().on_hci_reset_command(command)
+
+    # ------------------------------------------------------------------ scanning
+    def on_hci_le_set_scan_enable_command(self, command):
+        self.le_scan_uses_extended = False
+        return super().on_hci_le_set_scan_enable_command(command)
+
+    def on_hci_le_set_extended_scan_parameters_command(self, command):
+        self.le_ext_scan_active = any(t == 1 for t in command.scan_types)
+        return super().on_hci_le_set_extended_scan_parameters_command(command)
+
+    def on_hci_le_set_extended_scan_enable_command(self, command):
+        self.le_scan_uses_extended = True
+        return super().on_hci_le_set_extended_scan_enable_command(command)
+
+    def _is_for_me(self, address: hci.Address | None) -> bool:
+        return address is not None and address in (self.public_address, self.random_address)
+
+    def on_ll_advertising_pdu(self, packet: ll.AdvertisingPdu) -> None:
+        if isinstance(packet, LegacyAdvPdu):
+            self.on_legacy_advertising_pdu(packet)
+        elif isinstance(packet, ll.AdvInd):
+            # From a plain Bumble controller: a connectable, scannable ADV_IND.
+            self.on_legacy_advertising_pdu(
+                LegacyAdvPdu(packet.advertiser_address, AdvType.ADV_IND, packet.data)
+            )
+        else:
+            super().on_ll_advertising_pdu(packet)
+
+    def on_legacy_advertising_pdu(self, pdu: LegacyAdvPdu) -> None:
+        adv_type = pdu.advertising_type
+        if adv_type in DIRECTED_TYPES and not self._is_for_me(pdu.target_address):
+            return  # directed at somebody else
+        if self.le_scan_enable:
+            self._report(pdu, scan_response=False)
+            active = self.le_ext_scan_active if self.le_scan_uses_extended else self.le_scan_type == 1
+            if active and adv_type in SCANNABLE_TYPES:
+                self._report(pdu, scan_response=True)
+        pending = self.pending_le_connection
+        if (
+            adv_type in CONNECTABLE_TYPES
+            and pending is not None
+            and pending.peer_address == pdu.advertiser_address
+        ):
+            self.create_le_connection(pdu.advertiser_address)
+
+    def _report(self, pdu: LegacyAdvPdu, scan_response: bool) -> None:
+        data = pdu.scan_response_data if scan_response else pdu.data
+        address = pdu.advertiser_address
+        if self.le_scan_uses_extended:
+            event_type = EXT_REPORT_TYPE[pdu.advertising_type]
+            if scan_response:
+                event_type |= ExtReportType.SCAN_RESPONSE
+            target = pdu.target_address
+            report = hci.HCI_LE_Extended_Advertising_Report_Event.Report(
+                event_type=int(event_type),
+                address_type=address.address_type,
+                address=address,
+                primary_phy=hci.Phy.LE_1M,
+                secondary_phy=0,
+                advertising_sid=0xFF,
+                tx_power=0x7F,
+                rssi=-50,
+                periodic_advertising_interval=0,
+                direct_address_type=target.address_type if target else 0,
+                direct_address=target or hci.Address.ANY,
+                data=data,
+            )
+            self.send_hci_packet(hci.HCI_LE_Extended_Advertising_Report_Event([report]))
+        else:
+            event_type = (
+                ReportType.SCAN_RSP if scan_response else LEGACY_REPORT_TYPE[pdu.advertising_type]
+            )
+            report = hci.HCI_LE_Advertising_Report_Event.Report(
+                event_type=int(event_type),
+                address_type=address.address_type,
+                address=address,
+                data=data,
+                rssi=-50,
+            )
+            self.send_hci_packet(hci.HCI_LE_Advertising_Report_Event([report]))
+
+    # ------------------------------------------------------------------ connections
+    def create_le_connection(self, peer_address: hci.Address) -> None:
+        pending = self.pending_le_connection
+        link = self.link
+        advertiser = link.find_legacy_advertiser(peer_address) if isinstance(link, VLocalLink) else None
+        if advertiser is None or pending is None:
+            super().create_le_connection(peer_address)
+            return
+        if self.le_connections.get(peer_address):
+            logger.error('[%s] already connected to %s', self.name, peer_address)
+            return
+        self_address = (
+            self.public_address
+            if pending.own_address_type == hci.OwnAddressType.PUBLIC
+            else self.random_address
+        )
+        if isinstance(pending, hci.HCI_LE_Extended_Create_Connection_Command):
+            interval = pending.connection_interval_mins[0]
+            latency = pending.max_latencies[0]
+            timeout = pending.supervision_timeouts[0]
+        else:
+            interval = pending.connection_interval_min
+            latency = pending.max_latency
+            timeout = pending.supervision_timeout
+        # The advertiser takes the CONNECT_IND right away, so two initiators racing for the
+        # same advertiser cannot both believe they won.
+        if not advertiser.accept_legacy_connection(
+            self_address, peer_address, interval, latency, timeout
+        ):
+            return
+        connection = Connection(
+            controller=self,
+            handle=self.allocate_connection_handle(),
+            role=hci.Role.CENTRAL,
+            self_address=self_address,
+            peer_address=pending.peer_address,
+            link=link,
+            transport=PhysicalTransport.LE,
+            link_type=hci.HCI_Connection_Complete_Event.LinkType.ACL,
+        )
+        self.le_connections[pending.peer_address] = connection
+        self.pending_le_connection = None
+        self.send_hci_packet(
+            hci.HCI_LE_Connection_Complete_Event(
+                status=Err.SUCCESS,
+                connection_handle=connection.handle,
+                role=hci.Role.CENTRAL,
+                peer_address_type=peer_address.address_type,
+                peer_address=peer_address,
+                connection_interval=interval,
+                peripheral_latency=latency,
+                supervision_timeout=timeout,
+                central_clock_accuracy=0,
+            )
+        )
+
+    def accept_legacy_connection(
+        self,
+        initiator_address: hci.Address,
+        advertiser_address: hci.Address,
+        interval: int,
+        latency: int,
+        timeout: int,
+    ) -> bool:
+        adv = self.le_legacy_advertiser
+        if not (adv.enabled and adv.is_connectable and adv.address == advertiser_address):
+            return False
+        if adv.advertising_type in DIRECTED_TYPES and adv.target_address != initiator_address:
+            return False
+        if initiator_address in self.le_connections:
+            return False
+        connection = Connection(
+            controller=self,
+            handle=self.allocate_connection_handle(),
+            role=hci.Role.PERIPHERAL,
+            self_address=advertiser_address,
+            peer_address=initiator_address,
+            link=self.link,
+            transport=PhysicalTransport.LE,
+            link_type=hci.HCI_Connection_Complete_Event.LinkType.ACL,
+        )
+        self.le_connections[initiator_address] = connection
+        adv.stop()  # a legacy advertiser stops once it is connected
+        self.send_hci_packet(
+            hci.HCI_LE_Connection_Complete_Event(
+                status=Err.SUCCESS,
+                connection_handle=connection.handle,
+                role=hci.Role.PERIPHERAL,
+                peer_address_type=initiator_address.address_type,
+                peer_address=initiator_address,
+                connection_interval=interval,
+                peripheral_latency=latency,
+                supervision_timeout=timeout,
+                central_clock_accuracy=0,
+            )
+        )
+        return True
+
+    def on_hci_le_create_connection_cancel_command(self, command):
+        if self.pending_le_connection is None:
+            return hci.HCI_StatusReturnParameters(Err.COMMAND_DISALLOWED_ERROR)
+        pending = self.pending_le_connection
+        self.pending_le_connection = None
+        event = hci.HCI_LE_Connection_Complete_Event(
+            status=Err.UNKNOWN_CONNECTION_IDENTIFIER_ERROR,
+            connection_handle=0,
+            role=hci.Role.CENTRAL,
+            peer_address_type=pending.peer_address.address_type,
+            peer_address=pending.peer_address,
+            connection_interval=0,
+            peripheral_latency=0,
+            supervision_timeout=0,
+            central_clock_accuracy=0,
+        )
+        # After the Command Complete that the caller sends for us.
+        asyncio.get_running_loop().call_soon(self.send_hci_packet, event)
+        return hci.HCI_StatusReturnParameters(Err.SUCCESS)
+
+    def on_hci_disconnect_command(self, command: hci.HCI_Disconnect_Command) -> None:
+        handle = command.connection_handle
+        connection = self.find_le_connection_by_handle(handle)
+        if connection is None:
+            if (
+                self.find_classic_connection_by_handle(handle)
+                or self.find_classic_sco_link_by_handle(handle)
+                or self.find_iso_link_by_handle(handle)
+            ):
+                return super().on_hci_disconnect_command(command)
+            self._send_hci_command_status(Err.UNKNOWN_CONNECTION_IDENTIFIER_ERROR, command.op_code)
+            return None
+        self._send_hci_command_status(hci.HCI_COMMAND_STATUS_PENDING, command.op_code)
+        # The peer learns the reason given; locally the link ends "by local host".
+        connection.send_ll_control_pdu(ll.TerminateInd(command.reason))
+        self.on_le_disconnected(connection, Err.CONNECTION_TERMINATED_BY_LOCAL_HOST_ERROR)
+        return None
+
+    def on_le_disconnected(self, connection: Connection, reason: int) -> None:
+        if self.le_connections.get(connection.peer_address) is not connection:
+            return  # already gone (e.g. both sides disconnected at once)
+        super().on_le_disconnected(connection, reason)
+
+    def on_hci_le_set_data_length_command(self, command):
+        # Payloads stay at the 27-octet default: nothing changes, so no event follows.
+        status = (
+            Err.SUCCESS
+            if self.find_le_connection_by_handle(command.connection_handle)
+            else Err.UNKNOWN_CONNECTION_IDENTIFIER_ERROR
+        )
+        return hci.HCI_StatusAndConnectionHandleReturnParameters(
+            status=status, connection_handle=command.connection_handle
+        )
+
+    # ------------------------------------------------------------------ data
+    def on_link_acl_data(
+        self, sender_address: hci.Address, transport: PhysicalTransport, data: bytes
+    ) -> None:
+        if transport == PhysicalTransport.LE:
+            connection = self.le_connections.get(sender_address)
+            size = self.le_acl_data_packet_length
+        else:
+            connection = self.classic_connections.get(sender_address)
+            size = self.acl_data_packet_length
+        if connection is None:
+            logger.debug('[%s] ACL data from unconnected %s dropped', self.name, sender_address)
+            return
+        pb_flag = hci.HCI_ACL_PB_FIRST_FLUSHABLE
+        for offset in range(0, max(len(data), 1), size):
+            chunk = data[offset : offset + size]
+            self.send_hci_packet(
+                hci.HCI_AclDataPacket(connection.handle, pb_flag, 0, len(chunk), chunk)
+            )
+            pb_flag = hci.HCI_ACL_PB_CONTINUATION

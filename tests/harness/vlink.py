@@ -1,0 +1,344 @@
+#!/usr/bin/env python3
+"""N virtual BLE controllers on one shared link, each behind its own pty (HCI over H4).
+
+    python tests/harness/vlink.py --count 2 --dir /tmp/bt [--delay-ms 5] [-v]
+
+creates DIR/hci0 .. DIR/hci{N-1} (symlinks to the pty slaves), prints `ready` once all are
+listening, and runs until SIGTERM/SIGINT or EOF on stdin (stdin is only watched when it is a
+pipe, socket or terminal, so `... </dev/null &` keeps running). The symlinks are removed on
+exit. Point a firmware instance at one with MICROPYBTUART=DIR/hciK.
+
+A host may open, close and reopen its pty any number of times. While nobody has it open
+the controller behaves as if it had been reset (no advertising, scanning or links) and
+nothing it would send is kept for the next opener.
+
+In-process use (e.g. from pytest):
+
+    async with VLink(count=2) as vlink:
+        vlink.paths        # pty paths (symlinks when a directory was given)
+        vlink.controllers  # the VController instances
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import logging
+import os
+import signal
+import stat
+import sys
+import termios
+import tty
+
+from bumble.transport.common import PacketParser
+
+try:
+    from .vcontroller import DEFAULT_ACL_DELAY_S, VController, VLocalLink
+except ImportError:  # run as a script, or imported with this directory on sys.path
+    from vcontroller import DEFAULT_ACL_DELAY_S, VController, VLocalLink
+
+logger = logging.getLogger('vlink')
+
+# How often a pty nobody has open is checked for a new opener.
+IDLE_POLL_S = 0.005
+# Output kept for a host that is not reading; beyond it packets are dropped.
+MAX_PENDING_OUTPUT = 4 * 1024 * 1024
+
+
+class PtyHciPort:
+    """The H4 side of one controller: a pty master that outlives its hosts.
+
+    Linux reports a pty whose slave side nobody has open as EIO on master reads (and as
+    a permanent hang-up to poll), so the port watches the master with add_reader while a
+    host is attached and falls back to a short timer while none is.
+    """
+
+    def __init__(self, controller: VController, link_path: str | None = None) -> None:
+        self.controller = controller
+        self.master, slave = os.openpty()
+        self.slave_path = os.ttyname(slave)
+        # Raw until a host configures it; termios survives the host closing its end.
+        tty.setraw(slave)
+        os.close(slave)
+        os.set_blocking(self.master, False)
+        self.link_path = link_path
+        self.parser = PacketParser(controller)
+        self.attached = False
+        self.attach_count = 0
+        self._out = bytearray()
+        self._writer_active = False
+        self._poll_handle: asyncio.TimerHandle | None = None
+        self._closed = False
+        self._loop = asyncio.get_running_loop()
+        controller.host = self
+        if link_path:
+            if os.path.islink(link_path) or os.path.exists(link_path):
+                os.unlink(link_path)
+            os.symlink(self.slave_path, link_path)
+        self._poll()
+
+    @property
+    def path(self) -> str:
+        return self.link_path or self.slave_path
+
+    # ---------------------------------------------------------------- host -> controller
+    def _read_some(self) -> bytes | None:
+        """Bytes from the host; b'' if none waiting; None if no host has the pty open."""
+        try:
+            return os.read(self.master, 65536)
+        except BlockingIOError:
+            return b''
+        except OSError as error:
+            if error.errno == errno.EIO:
+                return None
+            raise
+
+    def _poll(self) -> None:
+        self._poll_handle = None
+        if self._closed:
+            return
+        data = self._read_some()
+        if data is None:
+            self._poll_handle = self._loop.call_later(IDLE_POLL_S, self._poll)
+            return
+        self._attach()
+        if data:
+            self._feed(data)
+            self._on_readable()
+
+    def _attach(self) -> None:
+        self.attached = True
+        self.attach_count += 1
+        logger.info('[%s] host attached (%s)', self.controller.name, self.path)
+        self._loop.add_reader(self.master, self._on_readable)
+
+    def _on_readable(self) -> None:
+        while self.attached:
+            data = self._read_some()
+            if data is None:
+                self._detach()
+                return
+            if not data:
+                return
+            self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except Exception as error:  # not H4: resynchronise on the next read
+            logger.warning('[%s] bad H4 stream (%s), resetting parser', self.controller.name, error)
+            self.parser.reset()
+
+    def _detach(self) -> None:
+        if not self.attached:
+            return
+        self.attached = False
+        logger.info('[%s] host detached (%s)', self.controller.name, self.path)
+        self._loop.remove_reader(self.master)
+        self._stop_writer()
+        self._out.clear()
+        self.parser.reset()
+        self._discard_unread_output()
+        self.controller.on_host_detached()
+        if not self._closed:
+            self._poll_handle = self._loop.call_later(IDLE_POLL_S, self._poll)
+
+    def _discard_unread_output(self) -> None:
+        # What the old host left unread would otherwise greet the next one.
+        try:
+            fd = os.open(self.slave_path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        except OSError as error:
+            logger.warning('cannot open %s to flush it: %s', self.slave_path, error)
+            return
+        try:
+            termios.tcflush(fd, termios.TCIFLUSH)
+        finally:
+            os.close(fd)
+
+    # ---------------------------------------------------------------- controller -> host
+    def on_packet(self, packet: bytes) -> None:
+        if not self.attached:
+            return
+        if self._out:
+            if len(self._out) + len(packet) > MAX_PENDING_OUTPUT:
+                logger.warning('[%s] host not reading: packet dropped', self.controller.name)
+                return
+            self._out += packet
+            return
+        try:
+            written = os.write(self.master, packet)
+        except BlockingIOError:
+            written = 0
+        except OSError as error:
+            if error.errno == errno.EIO:
+                self._detach()
+                return
+            raise
+        if written < len(packet):
+            self._out += packet[written:]
+            self._start_writer()
+
+    def _start_writer(self) -> None:
+        if not self._writer_active:
+            self._writer_active = True
+            self._loop.add_writer(self.master, self._on_writable)
+
+    def _stop_writer(self) -> None:
+        if self._writer_active:
+            self._writer_active = False
+            self._loop.remove_writer(self.master)
+
+    def _on_writable(self) -> None:
+        try:
+            written = os.write(self.master, self._out)
+        except BlockingIOError:
+            return
+        except OSError as error:
+            if error.errno == errno.EIO:
+                self._detach()
+                return
+            raise
+        del self._out[:written]
+        if not self._out:
+            self._stop_writer()
+
+    # ---------------------------------------------------------------- lifetime
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._poll_handle is not None:
+            self._poll_handle.cancel()
+        if self.attached:
+            self._loop.remove_reader(self.master)
+            self.attached = False
+        self._stop_writer()
+        self.controller.host = None
+        os.close(self.master)
+        if self.link_path:
+            try:
+                if os.readlink(self.link_path) == self.slave_path:
+                    os.unlink(self.link_path)
+            except OSError:
+                pass
+
+
+class VLink:
+    """`count` VControllers on one VLocalLink, each on its own pty."""
+
+    def __init__(
+        self,
+        count: int = 2,
+        directory: str | None = None,
+        delay_ms: float = DEFAULT_ACL_DELAY_S * 1000,
+    ) -> None:
+        self.count = count
+        self.directory = directory
+        self.delay_ms = delay_ms
+        self.link: VLocalLink | None = None
+        self.controllers: list[VController] = []
+        self.ports: list[PtyHciPort] = []
+
+    @property
+    def paths(self) -> list[str]:
+        return [port.path for port in self.ports]
+
+    async def start(self) -> VLink:
+        self.link = VLocalLink(acl_delay=self.delay_ms / 1000.0)
+        if self.directory:
+            os.makedirs(self.directory, exist_ok=True)
+        try:
+            for index in range(self.count):
+                controller = VController(f'hci{index}', link=self.link, index=index)
+                self.controllers.append(controller)
+                link_path = os.path.join(self.directory, f'hci{index}') if self.directory else None
+                self.ports.append(PtyHciPort(controller, link_path))
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def close(self) -> None:
+        for port in self.ports:
+            port.close()
+        for controller in self.controllers:
+            controller.reset_state()
+            if self.link is not None and controller in self.link.controllers:
+                self.link.remove_controller(controller)
+        if self.link is not None:
+            self.link.close()
+        self.ports.clear()
+        self.controllers.clear()
+
+    async def __aenter__(self) -> VLink:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.close()
+
+
+def _stdin_is_watchable() -> bool:
+    try:
+        mode = os.fstat(sys.stdin.fileno()).st_mode
+    except (OSError, ValueError, AttributeError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or os.isatty(sys.stdin.fileno())
+
+
+async def _run(args: argparse.Namespace) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    vlink = VLink(count=args.count, directory=args.dir, delay_ms=args.delay_ms)
+    await vlink.start()
+    try:
+        for port, controller in zip(vlink.ports, vlink.controllers):
+            logger.info('%s -> %s  public address %s', port.path, port.slave_path,
+                        controller.public_address.to_string(False))
+        if _stdin_is_watchable():
+            stdin_fd = sys.stdin.fileno()
+
+            def on_stdin() -> None:
+                try:
+                    data = os.read(stdin_fd, 4096)
+                except BlockingIOError:
+                    return
+                except OSError:
+                    data = b''
+                if not data:
+                    loop.remove_reader(stdin_fd)
+                    stop.set()
+
+            loop.add_reader(stdin_fd, on_stdin)
+        print('ready', flush=True)
+        await stop.wait()
+    finally:
+        await vlink.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--count', type=int, default=2, help='number of controllers (1..256)')
+    parser.add_argument('--dir', required=True, help='directory for the hciN symlinks')
+    parser.add_argument('--delay-ms', type=float, default=DEFAULT_ACL_DELAY_S * 1000,
+                        help='link-layer latency for ACL data and LL control PDUs (default %(default)s)')
+    parser.add_argument('-v', '--verbose', action='count', default=0,
+                        help='log to stderr (-v: attach/detach, -vv: every HCI packet)')
+    args = parser.parse_args(argv)
+    if not 1 <= args.count <= 256:
+        parser.error('--count must be 1..256')
+    level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format='%(asctime)s %(name)s %(levelname)s %(message)s')
+    if args.verbose < 2:
+        logging.getLogger('bumble').setLevel(max(level, logging.WARNING))
+    asyncio.run(_run(args))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
