@@ -12,18 +12,20 @@ MICROPY_DIR ?= $(ROOT)/.cache/micropython-1.25.0
 export NIMBLE_DIR
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-# The standard variant with MicroPython's own bluetooth module off; no frozen micropython-lib
-# (its submodule is empty in the Debian source), no btree/ssl (their libs are absent too).
+# Our variant is the standard one with MicroPython's own bluetooth module off
+# (ports/unix/variants/ubluetooth); mpy-cross freezes asyncio into it.
 UNIX_MAKE_FLAGS := \
 	BUILD=$(ROOT)/build/unix \
-	VARIANT=standard \
+	VARIANT_DIR=$(ROOT)/ports/unix/variants/ubluetooth \
 	USER_C_MODULES=$(ROOT) \
-	UBT_SKIP_CARGO=1 \
-	MICROPY_PY_BLUETOOTH=0 \
-	MICROPY_PY_BTREE=0 \
-	MICROPY_PY_SSL=0 \
-	MICROPY_SSL_MBEDTLS=0 \
-	FROZEN_MANIFEST=
+	UBT_SKIP_CARGO=1
+
+# MicroPython's frozen-module rule insists on a micropython-lib checkout even when the manifest
+# uses none of it, and the Debian source ships that submodule empty: point it at a stand-in.
+ifeq ($(wildcard $(MICROPY_DIR)/lib/micropython-lib/README.md),)
+NO_MPY_LIB := $(ROOT)/build/no-micropython-lib
+UNIX_MAKE_FLAGS += MPY_LIB_DIR=$(NO_MPY_LIB)
+endif
 
 .PHONY: all deps unix rust test demo clean
 
@@ -36,7 +38,9 @@ rust: deps
 	cd $(ROOT) && cargo build --release
 
 unix: rust
-	$(MAKE) -C $(MICROPY_DIR)/ports/unix -j$(JOBS) $(UNIX_MAKE_FLAGS)
+	$(if $(NO_MPY_LIB),mkdir -p $(NO_MPY_LIB) && echo "micropython-lib is not used by this build" > $(NO_MPY_LIB)/README.md)
+	$(MAKE) -C $(MICROPY_DIR)/mpy-cross -j$(JOBS) BUILD=$(ROOT)/build/mpy-cross
+	$(MAKE) -C $(MICROPY_DIR)/ports/unix MICROPY_MPYCROSS=$(ROOT)/build/mpy-cross/mpy-cross -j$(JOBS) $(UNIX_MAKE_FLAGS)
 
 test: unix
 	bash $(ROOT)/tools/test.sh

@@ -178,6 +178,8 @@ fn main() {
         .allowlist_function("(ble|os|nimble)_.*")
         .allowlist_type("(ble|os)_.*")
         .allowlist_var("ble_hs_cfg")
+        // Our syscfg values, so tests can check them against the spec.
+        .allowlist_var("MYNEWT_VAL_.*")
         .allowlist_var("(BLE|OS|BLE_HS|BLE_GAP|BLE_HCI|BLE_ADDR|BLE_ERR|BLE_ATT|BLE_SM)_.*")
         // These are ours (Rust) or the embedder's; bindgen only needs their types.
         .blocklist_function("ble_npl_.*")

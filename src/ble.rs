@@ -39,6 +39,10 @@ static OWN_ADDR_TYPE: AtomicU8 = AtomicU8::new(ns::BLE_OWN_ADDR_PUBLIC as u8);
 /// The address mode last selected (`config(addr_mode=)`), 0..=3.
 static ADDR_MODE: AtomicU8 = AtomicU8::new(0);
 
+/// NimBLE's "no timeout" duration (`BLE_HS_FOREVER`, `INT32_MAX`), which bindgen cannot
+/// evaluate against newlib's headers.
+const BLE_HS_FOREVER: i32 = i32::MAX;
+
 /// The current state.
 pub fn state() -> StackState {
     match STATE.load(Ordering::Acquire) {
@@ -74,7 +78,9 @@ unsafe impl Sync for StopListener {}
 static STOP_LISTENER: StopListener = StopListener(UnsafeCell::new(ns::ble_hs_stop_listener {
     fn_: None,
     arg: ptr::null_mut(),
-    link: ns::ble_hs_stop_listener__bindgen_ty_1 { sle_next: ptr::null_mut() },
+    link: ns::ble_hs_stop_listener__bindgen_ty_1 {
+        sle_next: ptr::null_mut(),
+    },
 }));
 
 // --- Start-up ---------------------------------------------------------------------------------
@@ -96,7 +102,11 @@ fn select_initial_address() {
     let mut public = [0u8; 6];
     // SAFETY: `public` is a 6-byte buffer, as NimBLE requires.
     let rc = unsafe {
-        ns::ble_hs_id_copy_addr(ns::BLE_ADDR_PUBLIC as u8, public.as_mut_ptr(), ptr::null_mut())
+        ns::ble_hs_id_copy_addr(
+            ns::BLE_ADDR_PUBLIC as u8,
+            public.as_mut_ptr(),
+            ptr::null_mut(),
+        )
     };
     if rc == 0 && public != [0; 6] {
         OWN_ADDR_TYPE.store(ns::BLE_OWN_ADDR_PUBLIC as u8, Ordering::Release);
@@ -175,7 +185,9 @@ pub fn stop_begin() -> bool {
             let _ = scan_stop();
             set_state(StackState::Stopping);
             // SAFETY: the listener is a static NimBLE may keep until it calls `on_stopped`.
-            let rc = unsafe { ns::ble_hs_stop(STOP_LISTENER.0.get(), Some(on_stopped), ptr::null_mut()) };
+            let rc = unsafe {
+                ns::ble_hs_stop(STOP_LISTENER.0.get(), Some(on_stopped), ptr::null_mut())
+            };
             if rc != 0 {
                 set_state(StackState::Off);
             }
@@ -252,7 +264,11 @@ pub fn set_addr_mode(mode: u8) -> Result<(), Status> {
             let mut public = [0u8; 6];
             // SAFETY: `public` is a 6-byte buffer.
             let rc = unsafe {
-                ns::ble_hs_id_copy_addr(ns::BLE_ADDR_PUBLIC as u8, public.as_mut_ptr(), ptr::null_mut())
+                ns::ble_hs_id_copy_addr(
+                    ns::BLE_ADDR_PUBLIC as u8,
+                    public.as_mut_ptr(),
+                    ptr::null_mut(),
+                )
             };
             if rc != 0 || public == [0; 6] {
                 return Err(errno::EINVAL);
@@ -267,7 +283,11 @@ pub fn set_addr_mode(mode: u8) -> Result<(), Status> {
             let mut public = [0u8; 6];
             // SAFETY: `public` is a 6-byte buffer.
             let rc = unsafe {
-                ns::ble_hs_id_copy_addr(ns::BLE_ADDR_PUBLIC as u8, public.as_mut_ptr(), ptr::null_mut())
+                ns::ble_hs_id_copy_addr(
+                    ns::BLE_ADDR_PUBLIC as u8,
+                    public.as_mut_ptr(),
+                    ptr::null_mut(),
+                )
             };
             let own = if rc == 0 && public != [0; 6] {
                 ns::BLE_OWN_ADDR_RPA_PUBLIC_DEFAULT
@@ -390,7 +410,11 @@ pub fn advertise_start(
     }
     let itvl = (interval_us / 625) as u16;
     let params = ns::ble_gap_adv_params {
-        conn_mode: if connectable { ns::BLE_GAP_CONN_MODE_UND } else { ns::BLE_GAP_CONN_MODE_NON } as u8,
+        conn_mode: if connectable {
+            ns::BLE_GAP_CONN_MODE_UND
+        } else {
+            ns::BLE_GAP_CONN_MODE_NON
+        } as u8,
         disc_mode: ns::BLE_GAP_DISC_MODE_GEN as u8,
         itvl_min: itvl,
         itvl_max: itvl,
@@ -401,7 +425,7 @@ pub fn advertise_start(
         ns::ble_gap_adv_start(
             OWN_ADDR_TYPE.load(Ordering::Acquire),
             ptr::null(),
-            ns::BLE_HS_FOREVER as i32,
+            BLE_HS_FOREVER,
             &params,
             Some(gap_event_cb),
             ptr::null_mut(),
@@ -422,18 +446,31 @@ fn scan_units(us: i64) -> u16 {
 }
 
 /// `gap_scan(duration_ms, interval_us, window_us, active)`.
-pub fn scan_start(duration_ms: i64, interval_us: i64, window_us: i64, active: bool) -> Result<(), Status> {
+pub fn scan_start(
+    duration_ms: i64,
+    interval_us: i64,
+    window_us: i64,
+    active: bool,
+) -> Result<(), Status> {
     require_active()?;
     let itvl = scan_units(interval_us);
     let window = scan_units(window_us);
     if window > itvl {
         return Err(errno::EINVAL);
     }
-    let mut params = ns::ble_gap_disc_params { itvl, window, ..Default::default() };
+    let mut params = ns::ble_gap_disc_params {
+        itvl,
+        window,
+        ..Default::default()
+    };
     params.set_passive(u8::from(!active));
     params.set_filter_duplicates(0);
     params.set_limited(0);
-    let duration = if duration_ms == 0 { ns::BLE_HS_FOREVER as i32 } else { duration_ms as i32 };
+    let duration = if duration_ms == 0 {
+        BLE_HS_FOREVER
+    } else {
+        duration_ms as i32
+    };
     // SAFETY: `params` is valid for the call; the callback is a plain extern fn.
     check(unsafe {
         ns::ble_gap_disc(

@@ -46,12 +46,22 @@ pub struct IrqArg {
 impl IrqArg {
     /// An integer item.
     pub fn int(value: i64) -> Self {
-        IrqArg { kind: IrqArgKind::Int, value, ptr: ptr::null(), len: 0 }
+        IrqArg {
+            kind: IrqArgKind::Int,
+            value,
+            ptr: ptr::null(),
+            len: 0,
+        }
     }
 
     /// A memoryview item over `data`, which must outlive the dispatch.
     pub fn bytes(data: &[u8]) -> Self {
-        IrqArg { kind: IrqArgKind::Bytes, value: 0, ptr: data.as_ptr(), len: data.len() }
+        IrqArg {
+            kind: IrqArgKind::Bytes,
+            value: 0,
+            ptr: data.as_ptr(),
+            len: data.len(),
+        }
     }
 
     /// A UUID item.
@@ -66,7 +76,12 @@ impl IrqArg {
 
     /// `None`.
     pub fn none() -> Self {
-        IrqArg { kind: IrqArgKind::None, value: 0, ptr: ptr::null(), len: 0 }
+        IrqArg {
+            kind: IrqArgKind::None,
+            value: 0,
+            ptr: ptr::null(),
+            len: 0,
+        }
     }
 }
 

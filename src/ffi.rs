@@ -76,7 +76,11 @@ pub unsafe extern "C" fn ubt_uuid_from_int(value: i64, out: *mut Uuid) -> Status
 /// # Safety
 /// `buf` must be valid for reads of `len` bytes; `out` valid for writes.
 #[no_mangle]
-pub unsafe extern "C" fn ubt_uuid_from_buffer(buf: *const u8, len: usize, out: *mut Uuid) -> Status {
+pub unsafe extern "C" fn ubt_uuid_from_buffer(
+    buf: *const u8,
+    len: usize,
+    out: *mut Uuid,
+) -> Status {
     // SAFETY: the caller guarantees `len` readable bytes at `buf`.
     let data = unsafe { bytes(buf, len) };
     match Uuid::from_buffer(data) {

@@ -13,8 +13,8 @@ use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use nimble_sys::{
     ble_npl_callout, ble_npl_error_BLE_NPL_OK as NPL_OK,
-    ble_npl_error_BLE_NPL_TIMEOUT as NPL_TIMEOUT, ble_npl_error_t, ble_npl_event,
-    ble_npl_event_fn, ble_npl_eventq, ble_npl_mutex, ble_npl_sem, ble_npl_time_t,
+    ble_npl_error_BLE_NPL_TIMEOUT as NPL_TIMEOUT, ble_npl_error_t, ble_npl_event, ble_npl_event_fn,
+    ble_npl_eventq, ble_npl_mutex, ble_npl_sem, ble_npl_time_t,
 };
 
 use crate::port;
@@ -133,11 +133,13 @@ unsafe fn queue_remove(evq: *mut ble_npl_eventq, ev: *mut ble_npl_event) {
     }
 }
 
+/// Always true: the host runs whenever MicroPython polls it.
 #[no_mangle]
 pub extern "C" fn ble_npl_os_started() -> bool {
     true
 }
 
+/// The one task the host runs on.
 #[no_mangle]
 pub extern "C" fn ble_npl_get_current_task_id() -> *mut c_void {
     // One task: any stable non-null value identifies it.
@@ -575,6 +577,7 @@ pub unsafe extern "C" fn ble_npl_sem_get_count(sem: *mut ble_npl_sem) -> u16 {
 
 // --- Time -----------------------------------------------------------------------------------
 
+/// Now, in ticks (milliseconds from MicroPython's `ticks_ms`).
 #[no_mangle]
 pub extern "C" fn ble_npl_time_get() -> ble_npl_time_t {
     now()
@@ -604,11 +607,13 @@ pub unsafe extern "C" fn ble_npl_time_ticks_to_ms(
     NPL_OK
 }
 
+/// Ticks are milliseconds.
 #[no_mangle]
 pub extern "C" fn ble_npl_time_ms_to_ticks32(ms: u32) -> ble_npl_time_t {
     ms
 }
 
+/// Ticks are milliseconds.
 #[no_mangle]
 pub extern "C" fn ble_npl_time_ticks_to_ms32(ticks: ble_npl_time_t) -> u32 {
     ticks
@@ -632,6 +637,7 @@ pub extern "C" fn ble_npl_time_delay(ticks: ble_npl_time_t) {
 
 // --- Critical sections ----------------------------------------------------------------------
 
+/// Enters a critical section (a nesting count: nothing preempts the host thread).
 #[no_mangle]
 pub extern "C" fn ble_npl_hw_enter_critical() -> u32 {
     // Nothing else runs NimBLE code, so a critical section only needs to nest correctly.
@@ -641,11 +647,13 @@ pub extern "C" fn ble_npl_hw_enter_critical() -> u32 {
     })
 }
 
+/// Leaves a critical section.
 #[no_mangle]
 pub extern "C" fn ble_npl_hw_exit_critical(_ctx: u32) {
     lists(|l| l.critical_depth = l.critical_depth.saturating_sub(1))
 }
 
+/// Whether a critical section is open.
 #[no_mangle]
 pub extern "C" fn ble_npl_hw_is_in_critical() -> bool {
     lists(|l| l.critical_depth > 0)

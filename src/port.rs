@@ -39,27 +39,32 @@ mod imp {
         fn ubt_port_hci_uart_wait_rx(timeout_ms: u32);
     }
 
+    /// Opens the HCI UART; false if it could not be opened.
     pub fn uart_open() -> bool {
         // SAFETY: the port's driver takes no pointers here.
         unsafe { ubt_port_hci_uart_open() == 0 }
     }
 
+    /// Closes the HCI UART.
     pub fn uart_close() {
         // SAFETY: as above.
         unsafe { ubt_port_hci_uart_close() }
     }
 
+    /// Writes all of `data`; false on a write error.
     pub fn uart_write(data: &[u8]) -> bool {
         // SAFETY: `data` is a valid slice for the duration of the call.
         unsafe { ubt_port_hci_uart_write(data.as_ptr(), data.len()) == 0 }
     }
 
+    /// Moves received bytes into `buf` without waiting; returns how many.
     pub fn uart_read(buf: &mut [u8]) -> usize {
         // SAFETY: `buf` is a valid writable slice; the driver writes at most `len` bytes.
         let n = unsafe { ubt_port_hci_uart_read(buf.as_mut_ptr(), buf.len()) };
         n.min(buf.len())
     }
 
+    /// Waits up to `timeout_ms` for received bytes (the HCI command wait).
     pub fn uart_wait_rx(timeout_ms: u32) {
         // SAFETY: no pointers.
         unsafe { ubt_port_hci_uart_wait_rx(timeout_ms) }

@@ -5,7 +5,10 @@ use crate::events::{IrqArg, IrqResult};
 #[no_mangle]
 extern "C" fn ubt_glue_ticks_ms() -> u32 {
     use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u32).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u32)
+        .unwrap_or(0)
 }
 
 #[no_mangle]

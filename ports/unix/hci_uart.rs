@@ -62,7 +62,11 @@ fn configure_raw(fd: i32) {
 fn reader_loop(fd: i32, shared: Arc<Shared>) {
     let mut buf = [0u8; 1024];
     while !shared.stop.load(Ordering::Acquire) {
-        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: `pfd` is a valid pollfd for one descriptor.
         let ready = unsafe { libc::poll(&mut pfd, 1, IDLE_TICK_MS) };
         let mut got = false;
@@ -94,10 +98,16 @@ pub fn uart_open() -> bool {
     };
     // SAFETY: `cpath` is a valid NUL-terminated string.
     let fd = unsafe {
-        libc::open(cpath.as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        libc::open(
+            cpath.as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        )
     };
     if fd < 0 {
-        let _ = writeln!(std::io::stderr(), "ubluetooth: unable to open HCI UART {path}");
+        let _ = writeln!(
+            std::io::stderr(),
+            "ubluetooth: unable to open HCI UART {path}"
+        );
         return false;
     }
     configure_raw(fd);
@@ -157,7 +167,11 @@ pub fn uart_write(data: &[u8]) -> bool {
         if stalls > 1000 {
             return false;
         }
-        let mut pfd = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
         // SAFETY: `pfd` is a valid pollfd for one descriptor.
         unsafe { libc::poll(&mut pfd, 1, 1) };
     }

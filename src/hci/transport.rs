@@ -12,7 +12,7 @@ use core::ptr;
 
 use nimble_sys::{
     ble_hci_trans_rx_acl_fn, ble_hci_trans_rx_cmd_fn, ble_mbuf_hdr, os_mbuf, os_mbuf_append,
-    os_mbuf_free_chain, os_msys_get_pkthdr, os_mempool_put_fn, BLE_HCI_TRANS_BUF_CMD,
+    os_mbuf_free_chain, os_mempool_put_fn, os_msys_get_pkthdr, BLE_HCI_TRANS_BUF_CMD,
     BLE_HCI_TRANS_BUF_EVT_HI, BLE_HCI_TRANS_BUF_EVT_LO,
 };
 
@@ -119,7 +119,14 @@ struct Rx {
     drops: RxDrops,
 }
 
-static RX: Global<Rx> = Global::new(Rx { parser: H4Parser::new(), host: None, drops: RxDrops { events_no_buffer: 0, acl_no_mbuf: 0 } });
+static RX: Global<Rx> = Global::new(Rx {
+    parser: H4Parser::new(),
+    host: None,
+    drops: RxDrops {
+        events_no_buffer: 0,
+        acl_no_mbuf: 0,
+    },
+});
 
 /// Forgets partial input and lent buffers; used at each host start.
 pub fn reset() {
@@ -170,7 +177,11 @@ fn deliver(pkt: Packet<'_>, host: Option<HostCallbacks>, drops: &mut RxDrops) {
                 ev.len() >= 3 && ev[0] == HCI_EVT_LE_META && ev[2] == HCI_LE_SUBEV_ADV_RPT;
             // Advertising reports come in floods; they use their own pool so they can never
             // starve command completions.
-            let buf = if is_adv_report { EVT_LO_BUFS.alloc() } else { EVT_HI_BUFS.alloc() };
+            let buf = if is_adv_report {
+                EVT_LO_BUFS.alloc()
+            } else {
+                EVT_HI_BUFS.alloc()
+            };
             if buf.is_null() || ev.len() > EVT_BUF_SIZE {
                 drops.events_no_buffer = drops.events_no_buffer.wrapping_add(1);
                 return;
@@ -191,7 +202,8 @@ fn deliver(pkt: Packet<'_>, host: Option<HostCallbacks>, drops: &mut RxDrops) {
                 return;
             };
             // SAFETY: os_msys_get_pkthdr is NimBLE's allocator; a null return is handled.
-            let om = unsafe { os_msys_get_pkthdr(len, core::mem::size_of::<ble_mbuf_hdr>() as u16) };
+            let om =
+                unsafe { os_msys_get_pkthdr(len, core::mem::size_of::<ble_mbuf_hdr>() as u16) };
             if om.is_null() {
                 drops.acl_no_mbuf = drops.acl_no_mbuf.wrapping_add(1);
                 return;
@@ -229,9 +241,17 @@ pub unsafe extern "C" fn ble_hci_trans_cfg_hs(
     acl_cb: ble_hci_trans_rx_acl_fn,
     acl_arg: *mut c_void,
 ) {
-    RX.with(|rx| rx.host = Some(HostCallbacks { evt_cb, evt_arg, acl_cb, acl_arg }));
+    RX.with(|rx| {
+        rx.host = Some(HostCallbacks {
+            evt_cb,
+            evt_arg,
+            acl_cb,
+            acl_arg,
+        })
+    });
 }
 
+/// Lends NimBLE a command or event buffer from our static pools (null when exhausted).
 #[no_mangle]
 pub extern "C" fn ble_hci_trans_buf_alloc(buf_type: i32) -> *mut u8 {
     match buf_type as u32 {
@@ -249,6 +269,7 @@ pub extern "C" fn ble_hci_trans_buf_alloc(buf_type: i32) -> *mut u8 {
     }
 }
 
+/// Returns a buffer lent by [`ble_hci_trans_buf_alloc`].
 #[no_mangle]
 pub extern "C" fn ble_hci_trans_buf_free(buf: *mut u8) {
     // A pointer that is not ours (e.g. lent out before a reset) is ignored.
@@ -291,7 +312,8 @@ pub unsafe extern "C" fn ble_hci_trans_hs_acl_tx(om: *mut os_mbuf) -> i32 {
     let mut too_long = false;
     while !m.is_null() {
         // SAFETY: `m` walks NimBLE's chain; each link's data pointer and length are valid.
-        let (data, n, next) = unsafe { ((*m).om_data, (*m).om_len as usize, (*m).om_next.sle_next) };
+        let (data, n, next) =
+            unsafe { ((*m).om_data, (*m).om_len as usize, (*m).om_next.sle_next) };
         if len + n > frame.len() {
             too_long = true;
             break;
@@ -309,12 +331,14 @@ pub unsafe extern "C" fn ble_hci_trans_hs_acl_tx(om: *mut os_mbuf) -> i32 {
     0
 }
 
+/// Drops any partial packet from the controller; NimBLE calls it before an HCI reset.
 #[no_mangle]
 pub extern "C" fn ble_hci_trans_reset() -> i32 {
     RX.with(|rx| rx.parser.reset());
     0
 }
 
+/// Host flow control hook; unsupported because flow control is off in our syscfg.
 #[no_mangle]
 pub extern "C" fn ble_hci_trans_set_acl_free_cb(_cb: os_mempool_put_fn, _arg: *mut c_void) -> i32 {
     // Only needed for host flow control, which this build leaves off.

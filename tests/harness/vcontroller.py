@@ -307,6 +307,9 @@ class VController(Controller):
         self.le_scan_uses_extended = False
         self.le_ext_scan_active = False
         self._sent_packets = 0
+        # (address, report type, data) already reported since scanning was enabled, for
+        # duplicate filtering. New data from the same advertiser is reported again.
+        self._reported: set[tuple[bytes, int, int, bytes]] = set()
 
     # ------------------------------------------------------------------ HCI plumbing
     def send_hci_packet(self, packet: hci.HCI_Packet) -> None:
@@ -327,9 +330,9 @@ class VController(Controller):
             if isinstance(command, hci.HCI_SyncCommand) or self._sent_packets == sent_before:
                 self._reply_error(command, Err.UNSPECIFIED_ERROR_ERROR)
             return
-        if not isinstance(command, hci.HCI_SyncCommand) and self._sent_packets == sent_before:
-            # An async handler that answered nothing (e.g. a plain HCI_Command fell through
-            # to Bumble's generic handler): never leave the host waiting.
+        if self._sent_packets == sent_before:
+            # The handler answered nothing (an async one bailing out early, a sync one
+            # returning None): never leave the host waiting for its Command Complete/Status.
             self._reply_error(command, Err.UNKNOWN_HCI_COMMAND_ERROR)
 
     def _reply_error(self, command: hci.HCI_Command, status: int) -> None:
@@ -378,6 +381,7 @@ class VController(Controller):
         self.le_scan_uses_extended = False
         self.le_ext_scan_active = False
         self.filter_duplicates = False
+        self._reported.clear()
         self.pending_le_connection = None
         self.event_mask = 0
         self.event_mask_page_2 = 0
@@ -404,6 +408,8 @@ class VController(Controller):
     # ------------------------------------------------------------------ scanning
     def on_hci_le_set_scan_enable_command(self, command):
         self.le_scan_uses_extended = False
+        if command.le_scan_enable and not self.le_scan_enable:
+            self._reported.clear()
         return super().on_hci_le_set_scan_enable_command(command)
 
     def on_hci_le_set_extended_scan_parameters_command(self, command):
@@ -412,6 +418,8 @@ class VController(Controller):
 
     def on_hci_le_set_extended_scan_enable_command(self, command):
         self.le_scan_uses_extended = True
+        if command.enable and not self.le_scan_enable:
+            self._reported.clear()
         return super().on_hci_le_set_extended_scan_enable_command(command)
 
     def _is_for_me(self, address: hci.Address | None) -> bool:
@@ -448,6 +456,11 @@ class VController(Controller):
     def _report(self, pdu: LegacyAdvPdu, scan_response: bool) -> None:
         data = pdu.scan_response_data if scan_response else pdu.data
         address = pdu.advertiser_address
+        if self.filter_duplicates:
+            key = (bytes(address), int(address.is_public), int(scan_response), data)
+            if key in self._reported:
+                return
+            self._reported.add(key)
         if self.le_scan_uses_extended:
             event_type = EXT_REPORT_TYPE[pdu.advertising_type]
             if scan_response:
@@ -482,6 +495,13 @@ class VController(Controller):
             self.send_hci_packet(hci.HCI_LE_Advertising_Report_Event([report]))
 
     # ------------------------------------------------------------------ connections
+    def on_ll_control_pdu(self, sender_address: hci.Address, packet: ll.ControlPdu) -> None:
+        if sender_address not in self.le_connections:
+            # Crossed a disconnection or reset on the way: nothing to do with it.
+            logger.debug('[%s] LL control PDU from unconnected %s: %s', self.name, sender_address, packet)
+            return
+        super().on_ll_control_pdu(sender_address, packet)
+
     def create_le_connection(self, peer_address: hci.Address) -> None:
         pending = self.pending_le_connection
         link = self.link

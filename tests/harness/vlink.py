@@ -335,7 +335,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, stream=sys.stderr,
                         format='%(asctime)s %(name)s %(levelname)s %(message)s')
     if args.verbose < 2:
-        logging.getLogger('bumble').setLevel(max(level, logging.WARNING))
+        # Bumble warns about things a host legitimately does (e.g. data racing a
+        # disconnection); keep stderr quiet so a caller that never reads it cannot stall us.
+        logging.getLogger('bumble').setLevel(logging.ERROR if args.verbose == 0 else logging.WARNING)
     asyncio.run(_run(args))
     return 0
 

@@ -25,7 +25,7 @@
 #define OS_CFG_ALIGN_8 (8)
 #define OS_CFG_ALIGNMENT (BLE_NPL_OS_ALIGNMENT)
 
-#define BLE_NPL_TIME_FOREVER (UINT32_MAX)
+#define BLE_NPL_TIME_FOREVER (0xffffffffU) /* a literal, so bindgen sees it on every target */
 
 /* One tick is one millisecond of MicroPython's ticks_ms(). */
 typedef uint32_t ble_npl_time_t;

@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Runs MicroPython's Bluetooth multitests on our Unix firmware over virtual controllers.
+
+    tests/multitest.py [--firmware PATH] [--micropython-dir DIR] [-j N] [TEST ...]
+
+Each test gets its own virtual link (tests/harness/vlink.py) with one controller per firmware
+instance, so tests run in parallel without sharing a radio. A TEST is a name from MicroPython's
+tests/multi_bluetooth (e.g. ble_gap_advertise) or a path to a multitest file of ours. With no
+TEST the list in tests/multitests.txt runs. Prints one line per test and `N passed, M failed`;
+exits non-zero on any failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_PYTHON = ROOT / ".cache" / "venv" / "bin" / "python"
+VLINK = ROOT / "tests" / "harness" / "vlink.py"
+DEFAULT_LIST = ROOT / "tests" / "multitests.txt"
+TEST_TIMEOUT_S = 300
+
+
+def instance_count(test: Path) -> int:
+    """A multitest defines instance0() .. instanceN(); the highest N + 1 instances run it."""
+    found = re.findall(r"^def instance(\d+)\(", test.read_text(), re.M)
+    return max(int(n) for n in found) + 1 if found else 1
+
+
+class VLink:
+    """One vlink.py process with `count` controllers in a private directory."""
+
+    def __init__(self, count: int):
+        self.dir = tempfile.mkdtemp(prefix="ubt-vlink-")
+        python = str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
+        # stderr goes to a file: an unread pipe would stall vlink once it filled.
+        self.log_path = os.path.join(self.dir, "vlink.log")
+        with open(self.log_path, "w") as log:
+            self.proc = subprocess.Popen(
+                [python, str(VLINK), "--count", str(count), "--dir", self.dir],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+            )
+        line = self.proc.stdout.readline().strip()
+        if line != "ready":
+            self.close()
+            with open(self.log_path) as log:
+                raise RuntimeError(f"vlink did not start: {line!r} {log.read()}")
+        self.paths = [os.path.join(self.dir, f"hci{i}") for i in range(count)]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def resolve(name: str, micropython_dir: Path) -> Path:
+    p = Path(name)
+    if p.suffix == ".py" and p.exists():
+        return p.resolve()
+    return micropython_dir / "tests" / "multi_bluetooth" / (p.stem + ".py")
+
+
+def run_one(test: Path, firmware: Path, micropython_dir: Path) -> tuple[str, bool, str, float]:
+    t0 = time.monotonic()
+    n = instance_count(test)
+    link = VLink(n)
+    try:
+        cmd = [sys.executable, "run-multitests.py"]
+        for path in link.paths:
+            cmd += ["-i", f"micropython,MICROPYBTUART={path},MICROPYPATH=../extmod"]
+        cmd.append(str(test))
+        env = dict(os.environ, MICROPY_MICROPYTHON=str(firmware))
+        try:
+            out = subprocess.run(
+                cmd,
+                cwd=micropython_dir / "tests",
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=TEST_TIMEOUT_S,
+            )
+            output = out.stdout + out.stderr
+            ok = out.returncode == 0 and re.search(r"^1 tests passed", out.stdout, re.M) is not None
+        except subprocess.TimeoutExpired as e:
+            output = f"timeout after {TEST_TIMEOUT_S} s\n{e.stdout or ''}"
+            ok = False
+    finally:
+        link.close()
+    return test.stem, ok, output, time.monotonic() - t0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--firmware", default=str(ROOT / "build" / "unix" / "micropython"))
+    ap.add_argument(
+        "--micropython-dir",
+        default=os.environ.get("MICROPY_DIR") or str(ROOT / ".cache" / "micropython-1.25.0"),
+    )
+    ap.add_argument("-j", "--jobs", type=int, default=2)
+    ap.add_argument("tests", nargs="*")
+    args = ap.parse_args()
+
+    micropython_dir = Path(args.micropython_dir).resolve()
+    names = args.tests or [
+        line.split("#")[0].strip()
+        for line in DEFAULT_LIST.read_text().splitlines()
+        if line.split("#")[0].strip()
+    ]
+    tests = [resolve(n, micropython_dir) for n in names]
+    missing = [str(t) for t in tests if not t.exists()]
+    if missing:
+        print("missing tests:", *missing, file=sys.stderr)
+        return 2
+
+    passed = failed = 0
+    with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        futures = [pool.submit(run_one, t, Path(args.firmware), micropython_dir) for t in tests]
+        for fut in concurrent.futures.as_completed(futures):
+            name, ok, output, secs = fut.result()
+            print(f"multitest {name}: {'pass' if ok else 'FAIL'} ({secs:.1f} s)", flush=True)
+            if ok:
+                passed += 1
+            else:
+                failed += 1
+                print(output, flush=True)
+    print(f"multitests: {passed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Every test, in the order a failure is cheapest to find. Run through `make test`, which first
+# fetches dependencies and builds the Unix firmware. Every step runs even if an earlier one
+# failed; the summary at the end lists them and the exit status is non-zero if any failed.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+VENV_PY="$ROOT/.cache/venv/bin/python"
+THUMB=thumbv7em-none-eabihf
+
+results=()
+failed=0
+step() {
+    local name="$1"
+    shift
+    printf '\n=== %s\n' "$name"
+    local t0=$SECONDS
+    if "$@"; then
+        results+=("pass  $name ($((SECONDS - t0)) s)")
+    else
+        results+=("FAIL  $name ($((SECONDS - t0)) s)")
+        failed=1
+    fi
+}
+
+header_is_current() {
+    # build.rs regenerates the header; a stale committed copy means ffi.rs changed without it.
+    git -C "$ROOT" diff --quiet -- micropython_glue/ubluetooth.h 2>/dev/null ||
+        { echo "micropython_glue/ubluetooth.h differs from the committed one:"; git -C "$ROOT" diff --stat -- micropython_glue/ubluetooth.h; return 1; }
+}
+
+step "cargo fmt --check" cargo fmt --all -- --check
+step "cargo clippy (x86_64, all targets)" cargo clippy --workspace --all-targets -- -D warnings
+step "cargo clippy ($THUMB, no_std)" cargo clippy --no-default-features --target "$THUMB" -- -D warnings
+step "cargo test (units, syscfg)" cargo test --workspace
+step "cargo test nimble-sys pools under UBSan" cargo test -p nimble-sys --features sanitize --test pools
+step "cargo build --release ($THUMB)" cargo build --release --no-default-features --target "$THUMB"
+step "generated header is committed" header_is_current
+step "virtual controller harness (pytest)" "$VENV_PY" -m pytest -q tests/harness
+step "firmware tests" "$VENV_PY" tests/firmware/run.py
+step "MicroPython multitests" "$VENV_PY" tests/multitest.py
+
+printf '\n=== summary\n'
+printf '%s\n' "${results[@]}"
+exit $failed
