@@ -225,7 +225,15 @@ pub fn poll() {
         StackState::Off | StackState::Starting => return,
         _ => {}
     }
+    // Bytes already received came in before any timer that is due now, so they go first: a
+    // scan's last reports must reach the handler before its duration timer ends the scan.
+    drain_rx();
     npl::process_callouts();
+    npl::run_all_events();
+    drain_rx();
+}
+
+fn drain_rx() {
     loop {
         let got = hci::transport::pump_rx();
         npl::run_all_events();

@@ -5,8 +5,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 FW="$ROOT/build/unix/micropython"
 DIR="$(mktemp -d)"
-exec 3< <(sleep infinity)  # keeps vlink's stdin open for as long as this script runs
-"$ROOT/.cache/venv/bin/python" "$ROOT/tests/harness/vlink.py" --count 2 --dir "$DIR" <&3 >"$DIR/vlink.out" 2>"$DIR/vlink.err" &
+"$ROOT/.cache/venv/bin/python" "$ROOT/tests/harness/vlink.py" --count 2 --dir "$DIR" </dev/null >"$DIR/vlink.out" 2>"$DIR/vlink.err" &
 VLINK=$!
 cleanup() { kill "$VLINK" 2>/dev/null || true; wait "$VLINK" 2>/dev/null || true; rm -rf "$DIR"; }
 trap cleanup EXIT

@@ -26,7 +26,10 @@ fn connections_att_and_gatt() {
 #[test]
 fn l2cap() {
     assert_eq!(ns::MYNEWT_VAL_BLE_L2CAP_COC_MAX_NUM, 1);
-    assert_eq!(ns::MYNEWT_VAL_BLE_L2CAP_COC_MPS, ns::MYNEWT_VAL_MSYS_1_BLOCK_SIZE - 8);
+    assert_eq!(
+        ns::MYNEWT_VAL_BLE_L2CAP_COC_MPS,
+        ns::MYNEWT_VAL_MSYS_1_BLOCK_SIZE - 8
+    );
     assert_eq!(ns::MYNEWT_VAL_BLE_L2CAP_ENHANCED_COC, 0);
     assert_eq!(ns::MYNEWT_VAL_BLE_L2CAP_JOIN_RX_FRAGS, 1);
     assert_eq!(ns::MYNEWT_VAL_BLE_L2CAP_MAX_CHANS, 12);

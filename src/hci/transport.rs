@@ -113,10 +113,17 @@ pub struct RxDrops {
     pub acl_no_mbuf: u32,
 }
 
+/// How many bytes are taken from the UART at a time.
+const STAGE_SIZE: usize = 256;
+
 struct Rx {
     parser: H4Parser,
     host: Option<HostCallbacks>,
     drops: RxDrops,
+    /// Bytes read from the UART and not yet parsed: `stage[pos..len]`.
+    stage: [u8; STAGE_SIZE],
+    pos: usize,
+    len: usize,
 }
 
 static RX: Global<Rx> = Global::new(Rx {
@@ -126,6 +133,9 @@ static RX: Global<Rx> = Global::new(Rx {
         events_no_buffer: 0,
         acl_no_mbuf: 0,
     },
+    stage: [0; STAGE_SIZE],
+    pos: 0,
+    len: 0,
 });
 
 /// Forgets partial input and lent buffers; used at each host start.
@@ -133,6 +143,8 @@ pub fn reset() {
     RX.with(|rx| {
         rx.parser.reset();
         rx.drops = RxDrops::default();
+        rx.pos = 0;
+        rx.len = 0;
     });
     CMD_BUFS.reset();
     EVT_HI_BUFS.reset();
@@ -144,27 +156,44 @@ pub fn drops() -> RxDrops {
     RX.with(|rx| rx.drops).unwrap_or_default()
 }
 
-/// Moves waiting UART bytes through the parser into the host; returns whether any bytes were
-/// waiting. Runs no host events, so it is safe while the host waits for a command to finish.
+/// Parses received bytes until one packet has been handed to the host; returns false when no
+/// byte was waiting. Runs no host events, so it is safe while the host waits for a command to
+/// finish. One packet per call lets the caller run the host's events between packets, so a
+/// burst of reports never finds every event buffer still lent out.
 pub fn pump_rx() -> bool {
-    let mut chunk = [0u8; 256];
-    let n = port::uart_read(&mut chunk);
-    if n == 0 {
-        return false;
-    }
     // The host callbacks only queue work or complete the pending command; they never call
     // back into the transport's receive side, so holding RX across them is sound. Should one
-    // ever do, `with` refuses the nested borrow and the bytes are dropped, not misparsed.
+    // ever do, `with` refuses the nested borrow and nothing is parsed twice.
     RX.with(|rx| {
-        let host = rx.host;
-        let Rx { parser, drops, .. } = rx;
-        for &b in &chunk[..n] {
-            if let Some(pkt) = parser.push(b) {
-                deliver(pkt, host, drops);
+        let Rx {
+            parser,
+            host,
+            drops,
+            stage,
+            pos,
+            len,
+        } = rx;
+        let mut any = false;
+        loop {
+            if *pos >= *len {
+                *pos = 0;
+                *len = port::uart_read(stage).min(STAGE_SIZE);
+                if *len == 0 {
+                    return any;
+                }
+            }
+            any = true;
+            while *pos < *len {
+                let b = stage[*pos];
+                *pos += 1;
+                if let Some(pkt) = parser.push(b) {
+                    deliver(pkt, *host, drops);
+                    return true;
+                }
             }
         }
-    });
-    true
+    })
+    .unwrap_or(false)
 }
 
 fn deliver(pkt: Packet<'_>, host: Option<HostCallbacks>, drops: &mut RxDrops) {
