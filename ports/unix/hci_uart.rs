@@ -7,7 +7,6 @@
 
 use std::collections::VecDeque;
 use std::ffi::CString;
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -104,10 +103,12 @@ pub fn uart_open() -> bool {
         )
     };
     if fd < 0 {
-        let _ = writeln!(
-            std::io::stderr(),
-            "ubluetooth: unable to open HCI UART {path}"
-        );
+        // The C module's message, on stdout, so scripts' output stays the same. Written
+        // straight to fd 1 as MicroPython's own output is, so the two keep their order.
+        let msg = format!("mp_bluetooth_hci_uart_init: Unable to open port {path}\n");
+        // SAFETY: `msg` is a valid buffer of `msg.len()` bytes; fd 1 may be closed, which
+        // write reports as an error we ignore.
+        let _ = unsafe { libc::write(1, msg.as_ptr().cast(), msg.len()) };
         return false;
     }
     configure_raw(fd);

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run the firmware-level test scripts in tests/firmware/ on the Unix firmware.
 
-    python3 tests/firmware/run.py [--firmware PATH] [-j N] [--timeout S] [-v] [FILTER ...]
+    python3 tests/firmware/run.py [--firmware PATH] [-j N] [--timeout S] [FILTER ...]
 
 Every `tests/firmware/*.py` (except this file and names starting with `_`) is a test
 script. It is run as `micropython <name>.py` (cwd = this directory) and its stdout is
@@ -62,6 +62,7 @@ DIRECTIVES = ('needs', 'env', 'timeout', 'stderr-contains', 'stdout-any-order', 
 # unexpected error can still kill them all.
 _live: set[subprocess.Popen] = set()
 _live_lock = threading.Lock()
+_stopping = False  # set (under _live_lock) once the run is being torn down
 _print_lock = threading.Lock()
 
 
@@ -72,8 +73,10 @@ class TestError(Exception):
 # ------------------------------------------------------------------------------ processes
 def _spawn(args, **kwargs) -> subprocess.Popen:
     # Own session / process group: killing the group also gets any grandchildren.
-    proc = subprocess.Popen(args, start_new_session=True, **kwargs)
     with _live_lock:
+        if _stopping:
+            raise TestError('interrupted')
+        proc = subprocess.Popen(args, start_new_session=True, **kwargs)
         _live.add(proc)
     return proc
 
@@ -109,7 +112,9 @@ def _reap(proc: subprocess.Popen, grace_s: float = 0.0) -> None:
 
 
 def kill_all() -> None:
+    global _stopping
     with _live_lock:
+        _stopping = True
         procs = list(_live)
     for proc in procs:
         _kill(proc, signal.SIGKILL)
@@ -356,7 +361,7 @@ def run_test(test: Test, firmware: str, tmp_root: str) -> Result:
     return result
 
 
-def _report(result: Result, verbose: bool) -> None:
+def _report(result: Result) -> None:
     with _print_lock:
         if result.passed:
             print(f'pass  {result.name} ({result.duration:.1f} s)', flush=True)
@@ -393,7 +398,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('-j', '--jobs', type=int, default=3, help='parallel tests (default %(default)s)')
     parser.add_argument('--timeout', type=float, default=DEFAULT_TIMEOUT_S,
                         help='per-test timeout in seconds (default %(default)s)')
-    parser.add_argument('-v', '--verbose', action='store_true', help='(reserved)')
     args = parser.parse_args(argv)
 
     firmware = os.path.abspath(args.firmware)
@@ -427,16 +431,17 @@ def main(argv: list[str] | None = None) -> int:
     interrupted = False
     try:
         for result in setup_failures:
-            _report(result, args.verbose)
+            _report(result)
             results.append(result)
-        # Longest-running tests (those with controllers) first, to shorten the wall time.
-        tests.sort(key=lambda t: (-t.controllers, t.name))
+        # Likely slow tests (controllers, or a device that makes active(True) time out)
+        # first, to shorten the wall time.
+        tests.sort(key=lambda t: (-(t.controllers + 3 * ('MICROPYBTUART' in t.env)), t.name))
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
             futures = [pool.submit(run_test, test, firmware, tmp_root) for test in tests]
             try:
                 for future in concurrent.futures.as_completed(futures):
                     result = future.result()
-                    _report(result, args.verbose)
+                    _report(result)
                     results.append(result)
             except KeyboardInterrupt:
                 interrupted = True
