@@ -17,7 +17,15 @@ fn main() {
     // Only the shim's surface: the FFI functions, the types they use, and the hooks the core
     // imports from C (declared here so the C compiler checks the shim's definitions).
     let mut builder = cbindgen::Builder::new().with_config(config);
-    for file in ["ffi.rs", "uuid.rs", "events.rs", "error.rs", "port.rs"] {
+    for file in [
+        "ffi.rs",
+        "uuid.rs",
+        "events.rs",
+        "error.rs",
+        "port.rs",
+        "gatts.rs",
+        "gattc.rs",
+    ] {
         builder = builder.with_src(crate_dir.join("src").join(file));
     }
     match builder.generate() {

@@ -26,7 +26,7 @@ $(error ubluetooth: cargo build failed)
 endif
 endif
 
-SRC_USERMOD_C += $(USERMOD_DIR)/modubluetooth.c
+SRC_USERMOD_C += $(wildcard $(USERMOD_DIR)/*.c)
 CFLAGS_USERMOD += -I$(USERMOD_DIR)
 LDFLAGS_USERMOD += $(UBT_LIB)
 ifeq ($(findstring arm-none-eabi,$(CROSS_COMPILE)),)

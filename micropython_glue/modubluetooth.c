@@ -14,7 +14,7 @@
 #include "py/objarray.h"
 #include "py/objtuple.h"
 
-#include "ubluetooth.h"
+#include "modubluetooth.h"
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <stdlib.h>
@@ -29,20 +29,12 @@
 // NimBLE gives up waiting for disconnections after 2 s; this is our own backstop on top.
 #define UBT_STOP_TIMEOUT_MS (3000)
 
-typedef struct _ubt_ble_obj_t {
-    mp_obj_base_t base;
-    mp_obj_t irq_handler;
-} ubt_ble_obj_t;
-
-typedef struct _ubt_uuid_obj_t {
-    mp_obj_base_t base;
-    ubt_uuid_t uuid;
-} ubt_uuid_obj_t;
-
 MP_REGISTER_ROOT_POINTER(mp_obj_t ubt_ble_singleton);
 
 static const mp_obj_type_t ubt_ble_type;
-static const mp_obj_type_t ubt_uuid_type;
+
+// config('rxbuf'): the size scripts set (events are delivered synchronously, see below).
+static mp_int_t ubt_rxbuf_size = 128;
 
 // Set at process exit: the VM is gone, so events are dropped instead of calling Python.
 static volatile bool ubt_vm_gone = false;
@@ -50,7 +42,7 @@ static volatile bool ubt_vm_gone = false;
 // ----------------------------------------------------------------------------------------------
 // Status → exception
 
-static NORETURN void ubt_raise(ubt_status_t st) {
+NORETURN void ubt_raise(ubt_status_t st) {
     switch (st) {
         case UBT_PY_ERROR_INVALID_UUID:
             mp_raise_ValueError(MP_ERROR_TEXT("invalid UUID"));
@@ -67,16 +59,10 @@ static NORETURN void ubt_raise(ubt_status_t st) {
     }
 }
 
-static inline void ubt_check(ubt_status_t st) {
-    if (st != 0) {
-        ubt_raise(st);
-    }
-}
-
 // ----------------------------------------------------------------------------------------------
 // UUID
 
-static mp_obj_t ubt_uuid_new(const ubt_uuid_t *value) {
+mp_obj_t ubt_uuid_new(const ubt_uuid_t *value) {
     ubt_uuid_obj_t *self = mp_obj_malloc(ubt_uuid_obj_t, &ubt_uuid_type);
     self->uuid = *value;
     return MP_OBJ_FROM_PTR(self);
@@ -148,7 +134,7 @@ static mp_int_t ubt_uuid_get_buffer(mp_obj_t self_in, mp_buffer_info_t *bufinfo,
     return 0;
 }
 
-static MP_DEFINE_CONST_OBJ_TYPE(
+MP_DEFINE_CONST_OBJ_TYPE(
     ubt_uuid_type,
     MP_QSTR_UUID,
     MP_TYPE_FLAG_NONE,
@@ -368,6 +354,8 @@ static mp_obj_t ubt_config_get(qstr key) {
             size_t len = ubt_ble_config_gap_name(name, sizeof(name));
             return mp_obj_new_bytes(name, len);
         }
+        case MP_QSTR_rxbuf:
+            return MP_OBJ_NEW_SMALL_INT(ubt_rxbuf_size);
         case MP_QSTR_mtu: {
             uint16_t mtu;
             ubt_check(ubt_ble_config_mtu(&mtu));
@@ -389,6 +377,16 @@ static void ubt_config_set(qstr key, mp_obj_t value) {
         case MP_QSTR_mtu:
             ubt_check(ubt_ble_config_set_mtu((uint16_t)mp_obj_get_int(value)));
             break;
+        case MP_QSTR_rxbuf: {
+            // Events go to the handler as they happen, so no ring buffer needs this size; it is
+            // kept so scripts written for ring-buffer builds read back what they set.
+            mp_int_t size = mp_obj_get_int(value);
+            if (size < 0) {
+                mp_raise_ValueError(MP_ERROR_TEXT("invalid rxbuf"));
+            }
+            ubt_rxbuf_size = size;
+            break;
+        }
         case MP_QSTR_addr_mode:
             ubt_check(ubt_ble_config_set_addr_mode((uint8_t)mp_obj_get_int(value)));
             break;
@@ -490,12 +488,56 @@ static mp_obj_t ubt_ble_gap_scan(size_t n_args, const mp_obj_t *args) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(ubt_ble_gap_scan_obj, 1, 5, ubt_ble_gap_scan);
 
+static mp_obj_t ubt_meth_gap_connect(size_t n_args, const mp_obj_t *args) {
+    if (n_args == 2) {
+        if (args[1] == mp_const_none) {
+            ubt_check(ubt_ble_gap_connect_cancel());
+            return mp_const_none;
+        }
+        mp_raise_TypeError(MP_ERROR_TEXT("invalid addr"));
+    }
+    uint8_t addr_type = (uint8_t)mp_obj_get_int(args[1]);
+    mp_buffer_info_t bufinfo;
+    mp_get_buffer_raise(args[2], &bufinfo, MP_BUFFER_READ);
+    if (bufinfo.len != 6) {
+        mp_raise_ValueError(MP_ERROR_TEXT("invalid addr"));
+    }
+    mp_int_t scan_duration_ms = 2000;
+    mp_int_t min_conn_interval_us = 0;
+    mp_int_t max_conn_interval_us = 0;
+    if (n_args > 3 && args[3] != mp_const_none) {
+        scan_duration_ms = mp_obj_get_int(args[3]);
+    }
+    if (n_args > 4 && args[4] != mp_const_none) {
+        min_conn_interval_us = mp_obj_get_int(args[4]);
+    }
+    if (n_args > 5 && args[5] != mp_const_none) {
+        max_conn_interval_us = mp_obj_get_int(args[5]);
+    }
+    ubt_check(ubt_ble_gap_connect(addr_type, bufinfo.buf, (int32_t)scan_duration_ms,
+        (int32_t)min_conn_interval_us, (int32_t)max_conn_interval_us));
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(ubt_ble_gap_connect_obj, 2, 6, ubt_meth_gap_connect);
+
+static mp_obj_t ubt_meth_gap_disconnect(mp_obj_t self_in, mp_obj_t conn_handle_in) {
+    (void)self_in;
+    bool was_connected = false;
+    ubt_check(ubt_ble_gap_disconnect((uint16_t)mp_obj_get_int(conn_handle_in), &was_connected));
+    return mp_obj_new_bool(was_connected);
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(ubt_ble_gap_disconnect_obj, ubt_meth_gap_disconnect);
+
 static const mp_rom_map_elem_t ubt_ble_locals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_active), MP_ROM_PTR(&ubt_ble_active_obj) },
     { MP_ROM_QSTR(MP_QSTR_config), MP_ROM_PTR(&ubt_ble_config_obj) },
     { MP_ROM_QSTR(MP_QSTR_irq), MP_ROM_PTR(&ubt_ble_irq_obj) },
     { MP_ROM_QSTR(MP_QSTR_gap_advertise), MP_ROM_PTR(&ubt_ble_gap_advertise_obj) },
     { MP_ROM_QSTR(MP_QSTR_gap_scan), MP_ROM_PTR(&ubt_ble_gap_scan_obj) },
+    { MP_ROM_QSTR(MP_QSTR_gap_connect), MP_ROM_PTR(&ubt_ble_gap_connect_obj) },
+    { MP_ROM_QSTR(MP_QSTR_gap_disconnect), MP_ROM_PTR(&ubt_ble_gap_disconnect_obj) },
+    // GATT server methods (gatts.c)
+    // GATT client methods (gattc.c)
 };
 static MP_DEFINE_CONST_DICT(ubt_ble_locals, ubt_ble_locals_table);
 

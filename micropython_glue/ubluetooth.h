@@ -210,6 +210,25 @@ ubt_status_t ubt_ble_gap_scan_start(int64_t duration_ms,
 // `gap_scan(None)`.
 ubt_status_t ubt_ble_gap_scan_stop(void);
 
+// `gap_connect(addr_type, addr, scan_duration_ms, min_conn_interval_us, max_conn_interval_us)`.
+//
+// # Safety
+// `addr` must point to 6 readable bytes (most-significant first).
+ubt_status_t ubt_ble_gap_connect(uint8_t addr_type,
+                                 const uint8_t *addr,
+                                 int32_t scan_duration_ms,
+                                 int32_t min_conn_interval_us,
+                                 int32_t max_conn_interval_us);
+
+// `gap_connect(None)`.
+ubt_status_t ubt_ble_gap_connect_cancel(void);
+
+// `gap_disconnect(conn_handle)`: writes whether the handle was connected.
+//
+// # Safety
+// `was_connected` must be writable.
+ubt_status_t ubt_ble_gap_disconnect(uint16_t conn_handle, bool *was_connected);
+
 // Calls the registered handler with `(event, tuple(args))` under an exception guard.
 extern ubt_irq_result_t ubt_glue_irq(uint16_t event, const ubt_irq_arg_t *args, size_t n_args);
 

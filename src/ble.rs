@@ -435,15 +435,232 @@ pub fn advertise_start(
             ptr::null(),
             BLE_HS_FOREVER,
             &params,
-            Some(gap_event_cb),
+            Some(gap_event_as_peripheral),
             ptr::null_mut(),
         )
     })
 }
 
-/// Connection-level GAP events (connections arrive with the GATT milestone).
-unsafe extern "C" fn gap_event_cb(_event: *mut ns::ble_gap_event, _arg: *mut c_void) -> c_int {
+// --- Connections ----------------------------------------------------------------------------------
+
+/// Which side of a connection we are, which decides the event numbers scripts see.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OurRole {
+    /// A central connected to our advertising: `_IRQ_CENTRAL_CONNECT`/`_DISCONNECT`.
+    Peripheral,
+    /// We connected with `gap_connect`: `_IRQ_PERIPHERAL_CONNECT`/`_DISCONNECT`.
+    Central,
+}
+
+impl OurRole {
+    fn connect_event(self) -> u16 {
+        match self {
+            OurRole::Peripheral => events::IRQ_CENTRAL_CONNECT,
+            OurRole::Central => events::IRQ_PERIPHERAL_CONNECT,
+        }
+    }
+
+    fn disconnect_event(self) -> u16 {
+        match self {
+            OurRole::Peripheral => events::IRQ_CENTRAL_DISCONNECT,
+            OurRole::Central => events::IRQ_PERIPHERAL_DISCONNECT,
+        }
+    }
+}
+
+fn conn_desc(conn_handle: u16) -> Option<ns::ble_gap_conn_desc> {
+    let mut desc = ns::ble_gap_conn_desc::default();
+    // SAFETY: `desc` is a valid out-parameter.
+    (unsafe { ns::ble_gap_conn_find(conn_handle, &mut desc) } == 0).then_some(desc)
+}
+
+fn dispatch_conn(event: u16, conn_handle: u16, addr_type: u8, addr_le: [u8; 6]) {
+    let mut addr = addr_le;
+    addr.reverse();
+    events::dispatch(
+        event,
+        &[
+            IrqArg::int(conn_handle.into()),
+            IrqArg::int(addr_type.into()),
+            IrqArg::bytes(&addr),
+        ],
+    );
+}
+
+/// Events of connections where we are the peripheral (made from our advertising).
+unsafe extern "C" fn gap_event_as_peripheral(
+    event: *mut ns::ble_gap_event,
+    _arg: *mut c_void,
+) -> c_int {
+    // SAFETY: NimBLE passes a valid event for the duration of the call.
+    unsafe { gap_event(OurRole::Peripheral, event) }
+}
+
+/// Events of connections where we are the central (made by `gap_connect`).
+unsafe extern "C" fn gap_event_as_central(
+    event: *mut ns::ble_gap_event,
+    _arg: *mut c_void,
+) -> c_int {
+    // SAFETY: as above.
+    unsafe { gap_event(OurRole::Central, event) }
+}
+
+/// # Safety
+/// `event` is null or points to a valid NimBLE GAP event.
+unsafe fn gap_event(role: OurRole, event: *mut ns::ble_gap_event) -> c_int {
+    // While stopping, every callback is ignored: deinit suppresses disconnect events.
+    if !is_active() || event.is_null() {
+        return 0;
+    }
+    // SAFETY: NimBLE passes a valid event; each arm reads the union member its tag names.
+    let event = unsafe { &*event };
+    // SAFETY: (for every union read below) the match arm is the event's type tag.
+    let u = &event.__bindgen_anon_1;
+    match event.type_ as u32 {
+        ns::BLE_GAP_EVENT_CONNECT => {
+            // SAFETY: tag is CONNECT.
+            let c = unsafe { &u.connect };
+            if c.status == 0 {
+                if let Some(desc) = conn_desc(c.conn_handle) {
+                    dispatch_conn(
+                        role.connect_event(),
+                        c.conn_handle,
+                        desc.peer_id_addr.type_,
+                        desc.peer_id_addr.val,
+                    );
+                }
+            } else {
+                // A failed connect: 65535 on timeout or cancel, as NimBLE reports it.
+                dispatch_conn(role.disconnect_event(), c.conn_handle, 0xff, [0; 6]);
+            }
+        }
+        ns::BLE_GAP_EVENT_DISCONNECT => {
+            // SAFETY: tag is DISCONNECT.
+            let d = unsafe { &u.disconnect };
+            dispatch_conn(
+                role.disconnect_event(),
+                d.conn.conn_handle,
+                d.conn.peer_id_addr.type_,
+                d.conn.peer_id_addr.val,
+            );
+            crate::gatts::on_disconnect(d.conn.conn_handle);
+            crate::gattc::on_disconnect(d.conn.conn_handle);
+        }
+        ns::BLE_GAP_EVENT_CONN_UPDATE => {
+            // SAFETY: tag is CONN_UPDATE.
+            let c = unsafe { &u.conn_update };
+            if let Some(desc) = conn_desc(c.conn_handle) {
+                events::dispatch(
+                    events::IRQ_CONNECTION_UPDATE,
+                    &[
+                        IrqArg::int(c.conn_handle.into()),
+                        IrqArg::int(desc.conn_itvl.into()),
+                        IrqArg::int(desc.conn_latency.into()),
+                        IrqArg::int(desc.supervision_timeout.into()),
+                        IrqArg::int(i64::from(c.status != 0)),
+                    ],
+                );
+            }
+        }
+        ns::BLE_GAP_EVENT_MTU => {
+            // SAFETY: tag is MTU.
+            let m = unsafe { &u.mtu };
+            if u32::from(m.channel_id) == ns::BLE_L2CAP_CID_ATT {
+                events::dispatch(
+                    events::IRQ_MTU_EXCHANGED,
+                    &[
+                        IrqArg::int(m.conn_handle.into()),
+                        IrqArg::int(m.value.into()),
+                    ],
+                );
+            }
+        }
+        ns::BLE_GAP_EVENT_NOTIFY_RX => {
+            // SAFETY: tag is NOTIFY_RX.
+            let n = unsafe { &u.notify_rx };
+            crate::gattc::on_notify_rx(n.conn_handle, n.attr_handle, n.indication() != 0, n.om);
+        }
+        // Indication confirmations are reported for peripheral-role connections only, as in
+        // MicroPython's C module (spec §6, event 20).
+        ns::BLE_GAP_EVENT_NOTIFY_TX if role == OurRole::Peripheral => {
+            // SAFETY: tag is NOTIFY_TX.
+            let n = unsafe { &u.notify_tx };
+            crate::gatts::on_notify_tx(n.conn_handle, n.attr_handle, n.status, n.indication() != 0);
+        }
+        _ => {}
+    }
     0
+}
+
+/// NimBLE's initial connection interval range, 30–50 ms in 1.25 ms units (its macros for these
+/// are function-like, which bindgen skips).
+const INITIAL_CONN_ITVL_MIN: u16 = 30 * 4 / 5;
+const INITIAL_CONN_ITVL_MAX: u16 = 50 * 4 / 5;
+/// HCI reason "remote user terminated connection", which `gap_disconnect` sends.
+const HCI_REMOTE_USER_TERMINATED: u8 = 0x13;
+
+/// `gap_connect(addr_type, addr, scan_duration_ms, min_conn_interval_us, max_conn_interval_us)`
+/// with `addr` most-significant byte first. A running scan is stopped first (raising
+/// `_IRQ_SCAN_DONE`).
+pub fn connect(
+    addr_type: u8,
+    addr: &[u8; 6],
+    duration_ms: i32,
+    min_conn_interval_us: i32,
+    max_conn_interval_us: i32,
+) -> Result<(), Status> {
+    require_active()?;
+    // SAFETY: plain NimBLE query on the NimBLE thread.
+    if unsafe { ns::ble_gap_disc_active() } != 0 {
+        scan_stop()?;
+    }
+    // 1.25 ms units; 0 leaves NimBLE's initial 30–50 ms.
+    let itvl = |us: i32, dflt: u16| if us == 0 { dflt } else { (us / 1250) as u16 };
+    let params = ns::ble_gap_conn_params {
+        scan_itvl: 0x0010,
+        scan_window: 0x0010,
+        itvl_min: itvl(min_conn_interval_us, INITIAL_CONN_ITVL_MIN),
+        itvl_max: itvl(max_conn_interval_us, INITIAL_CONN_ITVL_MAX),
+        latency: 0,
+        supervision_timeout: 0x0100,
+        min_ce_len: 0,
+        max_ce_len: 0,
+    };
+    let mut peer = ns::ble_addr_t {
+        type_: addr_type,
+        val: *addr,
+    };
+    peer.val.reverse();
+    // SAFETY: `peer` and `params` are valid for the call (NimBLE copies them).
+    check(unsafe {
+        ns::ble_gap_connect(
+            OWN_ADDR_TYPE.load(Ordering::Acquire),
+            &peer,
+            duration_ms,
+            &params,
+            Some(gap_event_as_central),
+            ptr::null_mut(),
+        )
+    })
+}
+
+/// `gap_connect(None)`: cancels a pending connect.
+pub fn connect_cancel() -> Result<(), Status> {
+    require_active()?;
+    // SAFETY: plain NimBLE command on the NimBLE thread.
+    check(unsafe { ns::ble_gap_conn_cancel() })
+}
+
+/// `gap_disconnect(conn_handle)`: `Ok(false)` for an unknown handle.
+pub fn disconnect(conn_handle: u16) -> Result<bool, Status> {
+    require_active()?;
+    // SAFETY: plain NimBLE command on the NimBLE thread.
+    let rc = unsafe { ns::ble_gap_terminate(conn_handle, HCI_REMOTE_USER_TERMINATED) };
+    match crate::error::nimble_to_errno(rc) {
+        crate::error::OK => Ok(true),
+        errno::ENOTCONN => Ok(false),
+        st => Err(st),
+    }
 }
 
 // --- Scanning ---------------------------------------------------------------------------------------

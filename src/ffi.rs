@@ -333,3 +333,51 @@ pub extern "C" fn ubt_ble_gap_scan_start(
 pub extern "C" fn ubt_ble_gap_scan_stop() -> Status {
     status(ble::scan_stop())
 }
+
+/// `gap_connect(addr_type, addr, scan_duration_ms, min_conn_interval_us, max_conn_interval_us)`.
+///
+/// # Safety
+/// `addr` must point to 6 readable bytes (most-significant first).
+#[no_mangle]
+pub unsafe extern "C" fn ubt_ble_gap_connect(
+    addr_type: u8,
+    addr: *const u8,
+    scan_duration_ms: i32,
+    min_conn_interval_us: i32,
+    max_conn_interval_us: i32,
+) -> Status {
+    // SAFETY: the caller guarantees 6 readable bytes.
+    let addr = unsafe { &*addr.cast::<[u8; 6]>() };
+    status(ble::connect(
+        addr_type,
+        addr,
+        scan_duration_ms,
+        min_conn_interval_us,
+        max_conn_interval_us,
+    ))
+}
+
+/// `gap_connect(None)`.
+#[no_mangle]
+pub extern "C" fn ubt_ble_gap_connect_cancel() -> Status {
+    status(ble::connect_cancel())
+}
+
+/// `gap_disconnect(conn_handle)`: writes whether the handle was connected.
+///
+/// # Safety
+/// `was_connected` must be writable.
+#[no_mangle]
+pub unsafe extern "C" fn ubt_ble_gap_disconnect(
+    conn_handle: u16,
+    was_connected: *mut bool,
+) -> Status {
+    match ble::disconnect(conn_handle) {
+        Ok(found) => {
+            // SAFETY: the caller guarantees `was_connected` is writable.
+            unsafe { was_connected.write(found) };
+            OK
+        }
+        Err(st) => st,
+    }
+}

@@ -7,10 +7,14 @@
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
 
+extern crate alloc;
+
 pub mod ble;
 pub mod error;
 pub mod events;
 pub mod ffi;
+pub mod gattc;
+pub mod gatts;
 pub mod global;
 pub mod hci;
 pub mod npl;
@@ -60,4 +64,37 @@ mod nimble_heap {
         // SAFETY: as for free: `ptr` is null or ours.
         unsafe { libc::realloc(ptr, size) }
     }
+}
+
+/// Heap memory on bare metal comes from the firmware: MicroPython's GC heap, with every block
+/// reachable from a root pointer the port keeps (design rule 3).
+#[cfg(not(feature = "std"))]
+mod port_heap {
+    use core::alloc::{GlobalAlloc, Layout};
+
+    extern "C" {
+        /// Returns `size` bytes aligned to `align`, or null.
+        fn ubt_port_alloc(size: usize, align: usize) -> *mut u8;
+        /// Frees a block from `ubt_port_alloc`.
+        fn ubt_port_free(ptr: *mut u8);
+    }
+
+    struct PortHeap;
+
+    // SAFETY: delegates to the port's allocator, which honours size and alignment and returns
+    // null on exhaustion, as GlobalAlloc requires.
+    unsafe impl GlobalAlloc for PortHeap {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: plain call into the port's allocator.
+            unsafe { ubt_port_alloc(layout.size(), layout.align()) }
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, _layout: Layout) {
+            // SAFETY: `ptr` came from `alloc` above, per GlobalAlloc's contract.
+            unsafe { ubt_port_free(ptr) }
+        }
+    }
+
+    #[global_allocator]
+    static HEAP: PortHeap = PortHeap;
 }

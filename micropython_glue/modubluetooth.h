@@ -1,0 +1,34 @@
+// What the shim's C files share: the Rust core's header, the BLE and UUID objects, and the
+// status-to-exception helpers. Methods of BLE live in modubluetooth.c (core, GAP), gatts.c
+// (GATT server) and gattc.c (GATT client); modubluetooth.c's locals table lists them all.
+#ifndef UBT_MODUBLUETOOTH_H
+#define UBT_MODUBLUETOOTH_H
+
+#include "py/obj.h"
+#include "ubluetooth.h"
+
+typedef struct _ubt_ble_obj_t {
+    mp_obj_base_t base;
+    mp_obj_t irq_handler;
+} ubt_ble_obj_t;
+
+typedef struct _ubt_uuid_obj_t {
+    mp_obj_base_t base;
+    ubt_uuid_t uuid;
+} ubt_uuid_obj_t;
+
+extern const mp_obj_type_t ubt_uuid_type;
+
+// A new UUID object holding a copy of `value`.
+mp_obj_t ubt_uuid_new(const ubt_uuid_t *value);
+
+// Raises the exception a non-zero status stands for (OSError(st) or a ValueError).
+NORETURN void ubt_raise(ubt_status_t st);
+
+static inline void ubt_check(ubt_status_t st) {
+    if (st != 0) {
+        ubt_raise(st);
+    }
+}
+
+#endif // UBT_MODUBLUETOOTH_H
