@@ -72,8 +72,9 @@ class VLink:
 
 def resolve(name: str, micropython_dir: Path) -> Path:
     p = Path(name)
-    if p.suffix == ".py" and p.exists():
-        return p.resolve()
+    if p.suffix == ".py":
+        # Our own multitests, named by path (relative to the repository root).
+        return p.resolve() if p.is_absolute() or p.exists() else (ROOT / p).resolve()
     return micropython_dir / "tests" / "multi_bluetooth" / (p.stem + ".py")
 
 
