@@ -167,6 +167,23 @@ bool ubt_glue_schedule_poll(void) {
     return mp_sched_schedule(MP_OBJ_FROM_PTR(&ubt_poll_task_obj), mp_const_none);
 }
 
+#if defined(__linux__)
+// --- Unix UART reader thread: signalling the VM thread (ports/unix/hci_uart.rs) ---------------
+// It sends its wake-up signal inside MicroPython's atomic section, so the signal can't cut
+// short the GC's wait for other threads (mp_thread_gc_others waits while holding it).
+uintptr_t ubt_glue_atomic_begin(void);
+void ubt_glue_atomic_end(uintptr_t state);
+
+uintptr_t ubt_glue_atomic_begin(void) {
+    return (uintptr_t)MICROPY_BEGIN_ATOMIC_SECTION();
+}
+
+void ubt_glue_atomic_end(uintptr_t state) {
+    MICROPY_END_ATOMIC_SECTION((mp_uint_t)state);
+}
+// --- end: signalling the VM thread -------------------------------------------------------------
+#endif
+
 // Most arguments any event carries (spec §6).
 #define UBT_IRQ_MAX_ARGS (6)
 
@@ -537,7 +554,19 @@ static const mp_rom_map_elem_t ubt_ble_locals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_gap_connect), MP_ROM_PTR(&ubt_ble_gap_connect_obj) },
     { MP_ROM_QSTR(MP_QSTR_gap_disconnect), MP_ROM_PTR(&ubt_ble_gap_disconnect_obj) },
     // GATT server methods (gatts.c)
+    { MP_ROM_QSTR(MP_QSTR_gatts_register_services), MP_ROM_PTR(&ubt_ble_gatts_register_services_obj) },
+    { MP_ROM_QSTR(MP_QSTR_gatts_read), MP_ROM_PTR(&ubt_ble_gatts_read_obj) },
+    { MP_ROM_QSTR(MP_QSTR_gatts_write), MP_ROM_PTR(&ubt_ble_gatts_write_obj) },
+    { MP_ROM_QSTR(MP_QSTR_gatts_notify), MP_ROM_PTR(&ubt_ble_gatts_notify_obj) },
+    { MP_ROM_QSTR(MP_QSTR_gatts_indicate), MP_ROM_PTR(&ubt_ble_gatts_indicate_obj) },
+    { MP_ROM_QSTR(MP_QSTR_gatts_set_buffer), MP_ROM_PTR(&ubt_ble_gatts_set_buffer_obj) },
     // GATT client methods (gattc.c)
+    { MP_ROM_QSTR(MP_QSTR_gattc_discover_services), MP_ROM_PTR(&ubt_ble_gattc_discover_services_obj) },
+    { MP_ROM_QSTR(MP_QSTR_gattc_discover_characteristics), MP_ROM_PTR(&ubt_ble_gattc_discover_characteristics_obj) },
+    { MP_ROM_QSTR(MP_QSTR_gattc_discover_descriptors), MP_ROM_PTR(&ubt_ble_gattc_discover_descriptors_obj) },
+    { MP_ROM_QSTR(MP_QSTR_gattc_read), MP_ROM_PTR(&ubt_ble_gattc_read_obj) },
+    { MP_ROM_QSTR(MP_QSTR_gattc_write), MP_ROM_PTR(&ubt_ble_gattc_write_obj) },
+    { MP_ROM_QSTR(MP_QSTR_gattc_exchange_mtu), MP_ROM_PTR(&ubt_ble_gattc_exchange_mtu_obj) },
 };
 static MP_DEFINE_CONST_DICT(ubt_ble_locals, ubt_ble_locals_table);
 

@@ -31,4 +31,22 @@ static inline void ubt_check(ubt_status_t st) {
     }
 }
 
+// --- GATT client (gattc.c): method objects for modubluetooth.c's locals table ---------------
+extern const mp_obj_fun_builtin_var_t ubt_ble_gattc_discover_services_obj;
+extern const mp_obj_fun_builtin_var_t ubt_ble_gattc_discover_characteristics_obj;
+extern const mp_obj_fun_builtin_var_t ubt_ble_gattc_discover_descriptors_obj;
+extern const mp_obj_fun_builtin_fixed_t ubt_ble_gattc_read_obj;
+extern const mp_obj_fun_builtin_var_t ubt_ble_gattc_write_obj;
+extern const mp_obj_fun_builtin_fixed_t ubt_ble_gattc_exchange_mtu_obj;
+// --- end GATT client ---------------------------------------------------------------------------
+
+// --- GATT server (gatts.c): method objects for modubluetooth.c's locals table ---------------
+extern const mp_obj_fun_builtin_fixed_t ubt_ble_gatts_register_services_obj;
+extern const mp_obj_fun_builtin_fixed_t ubt_ble_gatts_read_obj;
+extern const mp_obj_fun_builtin_var_t ubt_ble_gatts_write_obj;
+extern const mp_obj_fun_builtin_var_t ubt_ble_gatts_notify_obj;
+extern const mp_obj_fun_builtin_var_t ubt_ble_gatts_indicate_obj;
+extern const mp_obj_fun_builtin_var_t ubt_ble_gatts_set_buffer_obj;
+// --- end GATT server ---------------------------------------------------------------------------
+
 #endif // UBT_MODUBLUETOOTH_H

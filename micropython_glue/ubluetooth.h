@@ -13,6 +13,18 @@
 // Longest GAP device name, for the shim's buffer.
 #define UBT_GAP_NAME_MAX 31
 
+// Most user services one registration may hold; more gives `OSError(E2BIG)` (spec §3.1).
+#define UBT_GATTS_MAX_SERVICES 8
+
+// [`GattsEntry::kind`]: a service; the entries up to the next service belong to it.
+#define UBT_GATTS_SERVICE 0
+
+// [`GattsEntry::kind`]: a characteristic of the preceding service.
+#define UBT_GATTS_CHARACTERISTIC 1
+
+// [`GattsEntry::kind`]: a descriptor of the preceding characteristic.
+#define UBT_GATTS_DESCRIPTOR 2
+
 // What one tuple item is.
 typedef enum {
   // An `int` (`value`).
@@ -96,6 +108,17 @@ typedef struct {
   // The length of `Bytes` data.
   size_t len;
 } ubt_irq_arg_t;
+
+// One item of a registration, in definition order: a service, then each characteristic
+// followed by its descriptors. Every characteristic and descriptor gets one handle back.
+typedef struct {
+  // `UBT_GATTS_SERVICE`, `UBT_GATTS_CHARACTERISTIC` or `UBT_GATTS_DESCRIPTOR`.
+  uint8_t kind;
+  // The Python flags, truncated to 16 bits as the C module does (unused for services).
+  uint16_t flags;
+  // The UUID.
+  ubt_uuid_t uuid;
+} ubt_gatts_entry_t;
 
 // First status value that is not an `OSError`.
 #define UBT_PY_ERROR_BASE 65536
@@ -239,6 +262,12 @@ extern uint32_t ubt_glue_ticks_ms(void);
 // returns false when the scheduler queue is full.
 extern bool ubt_glue_schedule_poll(void);
 
+// `MICROPY_BEGIN_ATOMIC_SECTION()`, from the C shim; returns the state to pass back.
+extern size_t ubt_glue_atomic_begin(void);
+
+// `MICROPY_END_ATOMIC_SECTION(state)`.
+extern void ubt_glue_atomic_end(size_t state);
+
 extern int32_t ubt_port_hci_uart_open(void);
 
 extern void ubt_port_hci_uart_close(void);
@@ -248,5 +277,88 @@ extern int32_t ubt_port_hci_uart_write(const uint8_t *buf, size_t len);
 extern size_t ubt_port_hci_uart_read(uint8_t *buf, size_t len);
 
 extern void ubt_port_hci_uart_wait_rx(uint32_t timeout_ms);
+
+// `gatts_register_services`, step 1 (before parsing): `ENODEV` if inactive, `EBUSY` while
+// advertising, scanning, connecting or connected. Empties the server.
+ubt_status_t ubt_gatts_register_begin(void);
+
+// `gatts_register_services`, step 2: registers `entries` (services each followed by their
+// characteristics, each followed by its descriptors) and writes one handle per
+// characteristic/descriptor entry into `handles`, in order. At most
+// [`UBT_GATTS_MAX_SERVICES`] services, else `E2BIG`.
+//
+// # Safety
+// `entries` must be valid for reads of `n_entries` items and `handles` for writes of
+// `n_handles` items (either may be null when its count is 0).
+ubt_status_t ubt_gatts_register(const ubt_gatts_entry_t *entries,
+                                size_t n_entries,
+                                uint16_t *handles,
+                                size_t n_handles);
+
+// `gatts_read(handle)`: never fails. Writes a pointer to the value's bytes and their length
+// (0 for an unknown handle or an inactive stack); the bytes stay valid until the next call
+// of any `ubt_gatts_*` function.
+//
+// # Safety
+// `data` and `len` must be valid for writes.
+void ubt_gatts_read(uint16_t value_handle, const uint8_t **data, size_t *len);
+
+// `gatts_write(handle, data, send_update)`.
+//
+// # Safety
+// `data` must be valid for reads of `len` bytes (or null with `len` 0).
+ubt_status_t ubt_gatts_write(uint16_t value_handle,
+                             const uint8_t *data,
+                             size_t len,
+                             bool send_update);
+
+// `gatts_set_buffer(handle, len, append)`; `len` is the Python int cast to `size_t`.
+ubt_status_t ubt_gatts_set_buffer(uint16_t value_handle, size_t len, bool append);
+
+// `gatts_notify(conn, handle, data=None)` (`indicate` false) or `gatts_indicate(...)`.
+//
+// # Safety
+// A present `data` must be valid for reads of its length.
+ubt_status_t ubt_gatts_notify(uint16_t conn_handle,
+                              uint16_t value_handle,
+                              ubt_opt_buf_t data,
+                              bool indicate);
+
+// `gattc_discover_services(conn_handle, uuid)`; `uuid` null for `None`.
+//
+// # Safety
+// `uuid` must be null or point to a valid `Uuid` for the duration of the call.
+ubt_status_t ubt_gattc_discover_services(uint16_t conn_handle, const ubt_uuid_t *uuid);
+
+// `gattc_discover_characteristics(conn_handle, start_handle, end_handle, uuid)`; `uuid` null
+// for `None`.
+//
+// # Safety
+// `uuid` must be null or point to a valid `Uuid` for the duration of the call.
+ubt_status_t ubt_gattc_discover_characteristics(uint16_t conn_handle,
+                                                uint16_t start_handle,
+                                                uint16_t end_handle,
+                                                const ubt_uuid_t *uuid);
+
+// `gattc_discover_descriptors(conn_handle, start_handle, end_handle)`.
+ubt_status_t ubt_gattc_discover_descriptors(uint16_t conn_handle,
+                                            uint16_t start_handle,
+                                            uint16_t end_handle);
+
+// `gattc_read(conn_handle, value_handle)`.
+ubt_status_t ubt_gattc_read(uint16_t conn_handle, uint16_t value_handle);
+
+// `gattc_write(conn_handle, value_handle, data, mode)`; `mode` as the C module's unsigned int.
+//
+// # Safety
+// `data` must be valid for reads of `len` bytes (or `len` must be 0).
+ubt_status_t ubt_gattc_write(uint16_t conn_handle,
+                             uint16_t value_handle,
+                             const uint8_t *data,
+                             size_t len,
+                             uint32_t mode);
+
+// `gattc_exchange_mtu(conn_handle)`.
+ubt_status_t ubt_gattc_exchange_mtu(uint16_t conn_handle);
 
 #endif  /* UBLUETOOTH_H */

@@ -133,6 +133,7 @@ pub fn start_begin() -> Status {
     set_state(StackState::Starting);
     npl::reset();
     hci::transport::reset();
+    crate::gattc::reset();
     // If the UART does not open the host never syncs and start-up times out, as in the C module.
     let _ = port::uart_open();
     set_state(StackState::WaitingForSync);
@@ -160,12 +161,8 @@ pub fn start_finish(synced: bool) -> Status {
         force_off();
         return errno::ETIMEDOUT;
     }
-    // SAFETY: the host is synced and idle; these register NimBLE's built-in services.
-    unsafe {
-        ns::ble_svc_gap_init();
-        ns::ble_svc_gatt_init();
-        ns::ble_gatts_start();
-    }
+    // The GAP and GATT services, with the GATT server's value store (spec §14.4).
+    crate::gatts::on_start();
     crate::error::OK
 }
 
@@ -212,6 +209,7 @@ pub fn stop_finish() {
 
 fn force_off() {
     set_state(StackState::Off);
+    crate::gatts::on_stop();
     port::uart_close();
     npl::reset();
     hci::transport::reset();
@@ -227,10 +225,12 @@ pub fn poll() {
     }
     // Bytes already received came in before any timer that is due now, so they go first: a
     // scan's last reports must reach the handler before its duration timer ends the scan.
+    npl::set_in_poll(true);
     drain_rx();
     npl::process_callouts();
     npl::run_all_events();
     drain_rx();
+    npl::set_in_poll(false);
 }
 
 fn drain_rx() {

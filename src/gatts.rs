@@ -1,12 +1,1290 @@
 //! The GATT server: services registered from Python, their attribute values, and the events
 //! peers cause (writes, read requests, indication confirmations).
+//!
+//! Three layers live here, from the bottom up:
+//!
+//! * The value store ([`Value`], [`Db`]): plain Rust, unit-tested on the host. One entry per
+//!   characteristic value and user descriptor, each with a capacity (20 bytes unless a local
+//!   write or `gatts_set_buffer` changed it), a current length and an append flag (spec §8.3,
+//!   §8.4).
+//! * The NimBLE service definitions ([`ServiceDefs`]): the `ble_gatt_svc_def` /
+//!   `ble_gatt_chr_def` / `ble_gatt_dsc_def` arrays and the UUIDs they point to, built from the
+//!   flat entry list the shim parsed out of the Python structure. NimBLE keeps pointers into
+//!   them (its registration queue, its attribute table, its service table), so a generation of
+//!   definitions is only freed at a point where NimBLE has provably let go of it.
+//! * NimBLE's callbacks (register, access) and the operations behind `gatts_*`, with their FFI
+//!   entry points `ubt_gatts_*`.
+//!
+//! No `Global` borrow is ever held while NimBLE may call back into this module or while the
+//! Python handler runs: NimBLE's `ble_gatts_start` calls [`register_cb`], notify/indicate read
+//! the value through [`access_cb`], and the handler may call any `gatts_*` method.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::ffi::{c_int, c_void};
+use core::ptr;
+use core::slice;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use nimble_sys as ns;
 
-/// A connection went away: forget per-connection server state.
+use crate::ble;
+use crate::error::{check, errno, Status, OK};
+use crate::events::{self, IrqArg};
+use crate::ffi::UbtOptBuf;
+use crate::global::Global;
+use crate::uuid::Uuid;
+
+// --- What the shim shares with us ----------------------------------------------------------------
+
+/// Most user services one registration may hold; more gives `OSError(E2BIG)` (spec §3.1).
+pub const UBT_GATTS_MAX_SERVICES: usize = 8;
+
+/// [`GattsEntry::kind`]: a service; the entries up to the next service belong to it.
+pub const UBT_GATTS_SERVICE: u8 = 0;
+/// [`GattsEntry::kind`]: a characteristic of the preceding service.
+pub const UBT_GATTS_CHARACTERISTIC: u8 = 1;
+/// [`GattsEntry::kind`]: a descriptor of the preceding characteristic.
+pub const UBT_GATTS_DESCRIPTOR: u8 = 2;
+
+/// One item of a registration, in definition order: a service, then each characteristic
+/// followed by its descriptors. Every characteristic and descriptor gets one handle back.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GattsEntry {
+    /// `UBT_GATTS_SERVICE`, `UBT_GATTS_CHARACTERISTIC` or `UBT_GATTS_DESCRIPTOR`.
+    pub kind: u8,
+    /// The Python flags, truncated to 16 bits as the C module does (unused for services).
+    pub flags: u16,
+    /// The UUID.
+    pub uuid: Uuid,
+}
+
+// --- The value store -------------------------------------------------------------------------------
+
+/// Capacity of a value nobody has resized (`MP_BLUETOOTH_DEFAULT_ATTR_LEN`).
+const DEFAULT_CAPACITY: usize = 20;
+
+/// One stored characteristic or descriptor value.
+///
+/// `data.capacity()` is kept at least `capacity`, so a remote write (which must not fail on
+/// allocation inside NimBLE's callback) never allocates.
+#[derive(Debug)]
+pub struct Value {
+    data: Vec<u8>,
+    capacity: usize,
+    append: bool,
+}
+
+/// A `Vec` with room for exactly `n` bytes, or `ENOMEM` (a negative Python length becomes a
+/// huge one, which must raise rather than abort).
+fn try_buffer(n: usize) -> Result<Vec<u8>, Status> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| errno::ENOMEM)?;
+    Ok(v)
+}
+
+impl Value {
+    /// An empty value with the default capacity.
+    pub fn new() -> Result<Value, Status> {
+        Ok(Value {
+            data: try_buffer(DEFAULT_CAPACITY)?,
+            capacity: DEFAULT_CAPACITY,
+            append: false,
+        })
+    }
+
+    /// The stored bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// The largest value a remote write can leave.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Whether remote writes append.
+    pub fn append(&self) -> bool {
+        self.append
+    }
+
+    /// `gatts_read`: copies the value into `out`; in append mode the value is then emptied.
+    pub fn read_into(&mut self, out: &mut Vec<u8>) -> Result<(), Status> {
+        out.clear();
+        out.try_reserve(self.data.len())
+            .map_err(|_| errno::ENOMEM)?;
+        out.extend_from_slice(&self.data);
+        if self.append {
+            self.data.clear();
+        }
+        Ok(())
+    }
+
+    /// `gatts_write`: replaces the value. A value longer than the capacity grows the capacity
+    /// to exactly its length; the capacity never shrinks here. The append flag is kept.
+    pub fn local_write(&mut self, bytes: &[u8]) -> Result<(), Status> {
+        if bytes.len() > self.capacity {
+            let mut grown = try_buffer(bytes.len())?;
+            grown.extend_from_slice(bytes);
+            self.data = grown;
+            self.capacity = bytes.len();
+        } else {
+            self.data.clear();
+            self.data.extend_from_slice(bytes);
+        }
+        Ok(())
+    }
+
+    /// `gatts_set_buffer`: the capacity becomes exactly `len`, the value is emptied and the
+    /// append flag set or cleared. On `ENOMEM` nothing changes.
+    pub fn set_buffer(&mut self, len: usize, append: bool) -> Result<(), Status> {
+        self.data = try_buffer(len)?;
+        self.capacity = len;
+        self.append = append;
+        Ok(())
+    }
+
+    /// A write from a peer of at most `max_len` bytes. `fill` gets the room left (from the
+    /// start, or after the current value in append mode, and no more than `max_len`) and
+    /// returns how many bytes it wrote there; whatever does not fit is dropped, and that is
+    /// still a successful write (spec §8.4).
+    pub fn remote_write_with(&mut self, max_len: usize, fill: impl FnOnce(&mut [u8]) -> usize) {
+        let start = if self.append {
+            self.data.len().min(self.capacity)
+        } else {
+            0
+        };
+        // No allocation: `data` always has room for `capacity` bytes. Bounded by `max_len`
+        // so a large buffer is not zero-filled on every small write.
+        let end = self.capacity.min(start.saturating_add(max_len));
+        self.data.resize(end, 0);
+        let room = &mut self.data[start..];
+        let written = fill(room).min(room.len());
+        self.data.truncate(start + written);
+    }
+
+    /// A write from a peer, from a flat buffer.
+    pub fn remote_write(&mut self, incoming: &[u8]) {
+        self.remote_write_with(incoming.len(), |room| {
+            let n = incoming.len().min(room.len());
+            room[..n].copy_from_slice(&incoming[..n]);
+            n
+        });
+    }
+}
+
+/// Every stored value, by attribute handle.
+#[derive(Debug, Default)]
+pub struct Db {
+    values: BTreeMap<u16, Value>,
+}
+
+impl Db {
+    /// An empty store.
+    pub const fn new() -> Db {
+        Db {
+            values: BTreeMap::new(),
+        }
+    }
+
+    /// Forgets every value (registration and start-up begin with an empty store).
+    pub fn clear(&mut self) {
+        self.values.clear();
+    }
+
+    /// Creates (or re-creates, empty) the value for `handle`.
+    pub fn create(&mut self, handle: u16) -> Result<(), Status> {
+        self.values.insert(handle, Value::new()?);
+        Ok(())
+    }
+
+    /// The value for `handle`.
+    pub fn get(&self, handle: u16) -> Option<&Value> {
+        self.values.get(&handle)
+    }
+
+    /// The value for `handle`, or `EINVAL` (the C module's answer for an unknown handle).
+    pub fn get_mut(&mut self, handle: u16) -> Result<&mut Value, Status> {
+        self.values.get_mut(&handle).ok_or(errno::EINVAL)
+    }
+}
+
+// --- Mapping Python flags and UUIDs to NimBLE ---------------------------------------------------
+
+/// A descriptor's ATT permissions: only READ and WRITE / WRITE_NO_RESPONSE count; the security
+/// bits are ignored on descriptors, as in the C module (spec §8.1). Characteristic flags need
+/// no mapping: Python's bit values are NimBLE's `BLE_GATT_CHR_F_*`.
+pub fn descriptor_att_flags(flags: u16) -> u8 {
+    let flags = u32::from(flags);
+    let mut att = 0;
+    if flags & ns::BLE_GATT_CHR_F_READ != 0 {
+        att |= ns::BLE_ATT_F_READ;
+    }
+    if flags & (ns::BLE_GATT_CHR_F_WRITE | ns::BLE_GATT_CHR_F_WRITE_NO_RSP) != 0 {
+        att |= ns::BLE_ATT_F_WRITE;
+    }
+    att as u8
+}
+
+/// NimBLE's form of a UUID (both little-endian).
+pub fn nimble_uuid(uuid: &Uuid) -> Result<ns::ble_uuid_any_t, Status> {
+    let b = &uuid.bytes;
+    Ok(match uuid.len {
+        2 => ns::ble_uuid_any_t {
+            u16_: ns::ble_uuid16_t {
+                u: ns::ble_uuid_t {
+                    type_: ns::BLE_UUID_TYPE_16 as u8,
+                },
+                value: u16::from_le_bytes([b[0], b[1]]),
+            },
+        },
+        4 => ns::ble_uuid_any_t {
+            u32_: ns::ble_uuid32_t {
+                u: ns::ble_uuid_t {
+                    type_: ns::BLE_UUID_TYPE_32 as u8,
+                },
+                value: u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            },
+        },
+        16 => ns::ble_uuid_any_t {
+            u128_: ns::ble_uuid128_t {
+                u: ns::ble_uuid_t {
+                    type_: ns::BLE_UUID_TYPE_128 as u8,
+                },
+                value: *b,
+            },
+        },
+        _ => return Err(errno::EINVAL),
+    })
+}
+
+/// Splits a flat entry list into services: the index ranges `[service, next service)`.
+///
+/// The shim never sends anything else, but the list still crosses the FFI, so a list that
+/// does not start with a service or has a descriptor before any characteristic is `EINVAL`.
+/// More than [`UBT_GATTS_MAX_SERVICES`] services is `E2BIG`.
+pub fn split_services(entries: &[GattsEntry]) -> Result<Vec<(usize, usize)>, Status> {
+    let mut ranges: Vec<(usize, usize)> = Vec::new();
+    let mut have_chr = false;
+    for (i, e) in entries.iter().enumerate() {
+        match e.kind {
+            UBT_GATTS_SERVICE => {
+                if let Some(last) = ranges.last_mut() {
+                    last.1 = i;
+                }
+                if ranges.len() == UBT_GATTS_MAX_SERVICES {
+                    return Err(errno::E2BIG);
+                }
+                ranges.try_reserve(1).map_err(|_| errno::ENOMEM)?;
+                ranges.push((i, entries.len()));
+                have_chr = false;
+            }
+            UBT_GATTS_CHARACTERISTIC if !ranges.is_empty() => have_chr = true,
+            UBT_GATTS_DESCRIPTOR if have_chr => {}
+            _ => return Err(errno::EINVAL),
+        }
+    }
+    Ok(ranges)
+}
+
+// --- NimBLE service definitions --------------------------------------------------------------------
+
+/// Fills a new `Vec` with `n` copies of `value`, or `ENOMEM`.
+fn try_filled<T: Clone>(n: usize, value: T) -> Result<Vec<T>, Status> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| errno::ENOMEM)?;
+    v.resize(n, value);
+    Ok(v)
+}
+
+/// One user service as NimBLE sees it.
+///
+/// Every pointer NimBLE gets points into the heap buffers of these `Vec`s, which are sized
+/// once in [`ServiceDefs::build`] and never pushed to or resized afterwards; moving a `Vec`
+/// (or this struct) does not move its buffer, so the pointers stay valid until it is dropped.
+struct ServiceDefs {
+    /// The service and its terminator.
+    svc: Vec<ns::ble_gatt_svc_def>,
+    /// The characteristics and their terminator. (This field and the next two are only
+    /// read by NimBLE, through pointers; they are here to own the memory.)
+    #[allow(dead_code)]
+    chrs: Vec<ns::ble_gatt_chr_def>,
+    /// Per characteristic with descriptors: the descriptors and their terminator.
+    #[allow(dead_code)]
+    dscs: Vec<Vec<ns::ble_gatt_dsc_def>>,
+    /// The service UUID, then one per characteristic/descriptor entry.
+    #[allow(dead_code)]
+    uuids: Vec<ns::ble_uuid_any_t>,
+    /// One handle per characteristic/descriptor entry, in definition order; NimBLE writes the
+    /// characteristic value handles, [`register_cb`] the descriptor handles.
+    handles: Vec<u16>,
+}
+
+impl ServiceDefs {
+    /// Builds the definitions for `entries[0]` (a service) and its items `entries[1..]`.
+    fn build(entries: &[GattsEntry]) -> Result<ServiceDefs, Status> {
+        let (svc_entry, items) = entries.split_first().ok_or(errno::EINVAL)?;
+        let mut uuids = Vec::new();
+        uuids
+            .try_reserve_exact(entries.len())
+            .map_err(|_| errno::ENOMEM)?;
+        uuids.push(nimble_uuid(&svc_entry.uuid)?);
+        for e in items {
+            uuids.push(nimble_uuid(&e.uuid)?);
+        }
+        // 0xffff until NimBLE assigns the handle, as in the C module.
+        let mut handles = try_filled(items.len(), 0xffffu16)?;
+
+        let n_chrs = items
+            .iter()
+            .filter(|e| e.kind == UBT_GATTS_CHARACTERISTIC)
+            .count();
+        let mut chrs = try_filled(n_chrs + 1, ns::ble_gatt_chr_def::default())?;
+        let mut dscs: Vec<Vec<ns::ble_gatt_dsc_def>> = Vec::new();
+        dscs.try_reserve_exact(n_chrs).map_err(|_| errno::ENOMEM)?;
+
+        // All buffers have their final size: from here on only raw pointers into them are
+        // taken, and element values written.
+        let uuid_ptr = |i: usize| -> *const ns::ble_uuid_t {
+            // The `u` member sits at offset 0 of every variant of the repr(C) union, which is
+            // how NimBLE itself uses `ble_uuid_any_t`.
+            uuids[i..].as_ptr().cast()
+        };
+        let handles_ptr = handles.as_mut_ptr();
+        let mut chr_index = 0;
+        let mut i = 0;
+        while i < items.len() {
+            let chr = &items[i];
+            // split_services guarantees a characteristic here.
+            if chr.kind != UBT_GATTS_CHARACTERISTIC {
+                return Err(errno::EINVAL);
+            }
+            let n_dscs = items[i + 1..]
+                .iter()
+                .take_while(|e| e.kind == UBT_GATTS_DESCRIPTOR)
+                .count();
+            let descriptors = if n_dscs == 0 {
+                ptr::null_mut()
+            } else {
+                let mut list = try_filled(n_dscs + 1, ns::ble_gatt_dsc_def::default())?;
+                for (j, dsc) in items[i + 1..i + 1 + n_dscs].iter().enumerate() {
+                    let k = i + 1 + j;
+                    list[j] = ns::ble_gatt_dsc_def {
+                        uuid: uuid_ptr(1 + k),
+                        att_flags: descriptor_att_flags(dsc.flags),
+                        min_key_size: 0,
+                        access_cb: Some(access_cb),
+                        // NimBLE has no handle out-pointer for descriptors: register_cb
+                        // writes the handle through `arg`.
+                        // SAFETY: k < items.len() == handles.len().
+                        arg: unsafe { handles_ptr.add(k) }.cast(),
+                    };
+                }
+                let p = list.as_mut_ptr();
+                dscs.push(list);
+                p
+            };
+            chrs[chr_index] = ns::ble_gatt_chr_def {
+                uuid: uuid_ptr(1 + i),
+                access_cb: Some(access_cb),
+                arg: ptr::null_mut(),
+                descriptors,
+                flags: chr.flags,
+                min_key_size: 0,
+                // SAFETY: i < items.len() == handles.len().
+                val_handle: unsafe { handles_ptr.add(i) },
+            };
+            chr_index += 1;
+            i += 1 + n_dscs;
+        }
+
+        let mut svc = try_filled(2, ns::ble_gatt_svc_def::default())?;
+        svc[0] = ns::ble_gatt_svc_def {
+            type_: ns::BLE_GATT_SVC_TYPE_PRIMARY as u8,
+            uuid: uuid_ptr(0),
+            includes: ptr::null_mut(),
+            characteristics: chrs.as_ptr(),
+        };
+        Ok(ServiceDefs {
+            svc,
+            chrs,
+            dscs,
+            uuids,
+            handles,
+        })
+    }
+
+    /// Whether `slot` is one of this service's handle slots (a descriptor's `arg`).
+    fn owns_slot(&self, slot: *const u16) -> bool {
+        self.handles.as_ptr_range().contains(&slot)
+    }
+
+    /// Records `handle` in the slot a descriptor's `arg` points to, if the slot is ours.
+    fn record(&mut self, slot: *const u16, handle: u16) -> bool {
+        if !self.owns_slot(slot) {
+            return false;
+        }
+        // In range (checked above), so the byte distance is a whole number of u16s.
+        let index = (slot as usize - self.handles.as_ptr() as usize) / core::mem::size_of::<u16>();
+        self.handles[index] = handle;
+        true
+    }
+}
+
+// --- Server state ----------------------------------------------------------------------------------
+
+/// Everything the server keeps between calls.
+struct Server {
+    /// The stored values.
+    db: Db,
+    /// Every generation of service definitions NimBLE may still point to, oldest first. The
+    /// last one is the current registration's.
+    defs: Vec<Vec<ServiceDefs>>,
+    /// The copy `gatts_read` hands to the shim, valid until the next `gatts_read`.
+    read_buf: Vec<u8>,
+}
+
+static SERVER: Global<Server> = Global::new(Server {
+    db: Db::new(),
+    defs: Vec::new(),
+    read_buf: Vec::new(),
+});
+
+/// How many of our access callbacks are running the Python handler right now. NimBLE frames
+/// below them hold pointers into our definitions, so no generation is freed meanwhile.
+static ACCESS_DEPTH: AtomicUsize = AtomicUsize::new(0);
+
+/// Frees every definition generation but the newest `keep` ones, unless an access callback is
+/// on the stack (then the next free point does it).
+fn release_old_defs(server: &mut Server, keep: usize) {
+    if ACCESS_DEPTH.load(Ordering::Acquire) == 0 {
+        let old = server.defs.len().saturating_sub(keep);
+        server.defs.drain(..old);
+    }
+}
+
+/// Runs the Python handler for an event raised from inside an access callback.
+fn dispatch_in_access(event: u16, args: &[IrqArg]) -> events::IrqResult {
+    ACCESS_DEPTH.fetch_add(1, Ordering::AcqRel);
+    let r = events::dispatch(event, args);
+    ACCESS_DEPTH.fetch_sub(1, Ordering::AcqRel);
+    r
+}
+
+extern "C" {
+    // NimBLE's resource counters for the next `ble_gatts_start` (ble_hs.c). `ble_gatts_count_cfg`
+    // only ever adds to them, so every re-registration has to zero them first or the tables
+    // grow without bound; they are not in NimBLE's public headers.
+    static mut ble_hs_max_attrs: u16;
+    static mut ble_hs_max_services: u16;
+    static mut ble_hs_max_client_configs: u16;
+}
+
+/// Zeroes NimBLE's resource counters before the services are counted again.
+fn reset_nimble_counters() {
+    // SAFETY: plain u16 globals of NimBLE, only touched on the NimBLE thread, and not in use:
+    // they are read by `ble_gatts_start`, which is not running.
+    unsafe {
+        ptr::addr_of_mut!(ble_hs_max_attrs).write(0);
+        ptr::addr_of_mut!(ble_hs_max_services).write(0);
+        ptr::addr_of_mut!(ble_hs_max_client_configs).write(0);
+    }
+}
+
+/// Queues NimBLE's GAP (0x1800) and GATT (0x1801) services.
+fn queue_default_services() {
+    // SAFETY: NimBLE's own static definitions; the host is synced and its service set is
+    // mutable (callers have just reset it or are starting up).
+    unsafe {
+        ns::ble_svc_gap_init();
+        ns::ble_svc_gatt_init();
+    }
+}
+
+// --- Life cycle hooks (src/ble.rs) ------------------------------------------------------------------
+
+/// After host sync: registers the default GAP and GATT services (handles 1–9) with an empty
+/// value store.
+pub fn on_start() {
+    reset_nimble_counters();
+    // SAFETY: NimBLE's global configuration, written on the NimBLE thread before the services
+    // are registered.
+    unsafe {
+        (*ptr::addr_of_mut!(ns::ble_hs_cfg)).gatts_register_cb = Some(register_cb);
+    }
+    let _ = SERVER.with(|s| s.db.clear());
+    queue_default_services();
+    // SAFETY: the host is synced and idle; register_cb only borrows SERVER, which is free.
+    unsafe { ns::ble_gatts_start() };
+    // The host's re-initialisation emptied its attribute table, and ble_gatts_start has
+    // rebuilt its service table and drained its queue: nothing points at old definitions.
+    let _ = SERVER.with(|s| release_old_defs(s, 0));
+}
+
+/// The stack stopped: the values go (spec §14.6). Definitions stay until the next start,
+/// because NimBLE's service table still points at them.
+pub fn on_stop() {
+    let _ = SERVER.with(|s| {
+        s.db.clear();
+        s.read_buf = Vec::new();
+    });
+}
+
+/// A connection went away. Nothing to forget: subscriptions (CCCDs) live inside NimBLE.
 pub fn on_disconnect(_conn_handle: u16) {}
 
 /// NimBLE finished sending a notification or indication (`BLE_GAP_EVENT_NOTIFY_TX`).
-pub fn on_notify_tx(_conn_handle: u16, _attr_handle: u16, _status: i32, _indication: bool) {
-    let _ = ns::BLE_HS_EDONE;
+///
+/// Only indications that ended (confirmed: `BLE_HS_EDONE`, or failed) are reported, as
+/// `_IRQ_GATTS_INDICATE_DONE` with status 0 or the NimBLE code truncated to 8 bits; the event
+/// NimBLE raises when an indication or notification is merely sent (status 0) is not.
+pub fn on_notify_tx(conn_handle: u16, attr_handle: u16, status: i32, indication: bool) {
+    if !indication || status == 0 {
+        return;
+    }
+    let status = if status == ns::BLE_HS_EDONE as i32 {
+        0
+    } else {
+        status as u8
+    };
+    events::dispatch(
+        events::IRQ_GATTS_INDICATE_DONE,
+        &[
+            IrqArg::int(conn_handle.into()),
+            IrqArg::int(attr_handle.into()),
+            IrqArg::int(status.into()),
+        ],
+    );
+}
+
+// --- NimBLE callbacks --------------------------------------------------------------------------------
+
+/// `ble_hs_cfg.gatts_register_cb`: NimBLE registered an attribute. Every characteristic value
+/// and descriptor (NimBLE's own services' included, CCCDs excluded since NimBLE does not report
+/// them) gets an empty value (spec §8.3); our descriptors also get their handle recorded.
+unsafe extern "C" fn register_cb(ctxt: *mut ns::ble_gatt_register_ctxt, _arg: *mut c_void) {
+    if ctxt.is_null() || !ble::is_active() {
+        return;
+    }
+    // SAFETY: NimBLE passes a valid context for the duration of the call.
+    let ctxt = unsafe { &*ctxt };
+    match u32::from(ctxt.op) {
+        ns::BLE_GATT_REGISTER_OP_CHR => {
+            // SAFETY: the op tag says `chr` is the valid member.
+            let handle = unsafe { ctxt.__bindgen_anon_1.chr.val_handle };
+            let _ = SERVER.with(|s| s.db.create(handle));
+        }
+        ns::BLE_GATT_REGISTER_OP_DSC => {
+            // SAFETY: the op tag says `dsc` is the valid member.
+            let dsc = unsafe { ctxt.__bindgen_anon_1.dsc };
+            let _ = SERVER.with(|s| {
+                let _ = s.db.create(dsc.handle);
+                if dsc.dsc_def.is_null() {
+                    return;
+                }
+                // SAFETY: NimBLE passes the definition it is registering, which is valid.
+                let slot = unsafe { (*dsc.dsc_def).arg }.cast::<u16>().cast_const();
+                // Only a slot inside one of our own handle arrays is ours; another
+                // registrant's descriptor may use `arg` for something else.
+                for defs in s.defs.iter_mut().flatten() {
+                    if defs.record(slot, dsc.handle) {
+                        break;
+                    }
+                }
+            });
+        }
+        _ => {}
+    }
+}
+
+/// Reads and writes of our characteristic values and descriptors, from peers or (for
+/// notify/indicate without data) from NimBLE itself with connection handle 65535.
+unsafe extern "C" fn access_cb(
+    conn_handle: u16,
+    attr_handle: u16,
+    ctxt: *mut ns::ble_gatt_access_ctxt,
+    _arg: *mut c_void,
+) -> c_int {
+    if !ble::is_active() || ctxt.is_null() {
+        return 0;
+    }
+    // SAFETY: NimBLE passes a valid context for the duration of the call.
+    let (op, om) = unsafe { ((*ctxt).op, (*ctxt).om) };
+    let args = [
+        IrqArg::int(conn_handle.into()),
+        IrqArg::int(attr_handle.into()),
+    ];
+    match u32::from(op) {
+        ns::BLE_GATT_ACCESS_OP_READ_CHR | ns::BLE_GATT_ACCESS_OP_READ_DSC => {
+            // The handler may deny the read (its int is the ATT error) or update the value
+            // with gatts_write first; it runs before the value is looked up (spec §6.3).
+            let r = dispatch_in_access(events::IRQ_GATTS_READ_REQUEST, &args);
+            // Truncated to a C int first, as the C module does: only its low bits decide.
+            let denial = if r.handled { r.value as c_int } else { 0 };
+            if denial != 0 {
+                return denial;
+            }
+            SERVER
+                .with(|s| match s.db.get(attr_handle) {
+                    None => ns::BLE_ATT_ERR_ATTR_NOT_FOUND as c_int,
+                    Some(v) => {
+                        let data = v.bytes();
+                        // SAFETY: `om` is NimBLE's response buffer for this call; `data` is
+                        // valid for reads of its length.
+                        let rc = unsafe {
+                            ns::os_mbuf_append(om, data.as_ptr().cast(), data.len() as u16)
+                        };
+                        if rc == 0 {
+                            0
+                        } else {
+                            ns::BLE_ATT_ERR_INSUFFICIENT_RES as c_int
+                        }
+                    }
+                })
+                .unwrap_or(ns::BLE_ATT_ERR_UNLIKELY as c_int)
+        }
+        ns::BLE_GATT_ACCESS_OP_WRITE_CHR | ns::BLE_GATT_ACCESS_OP_WRITE_DSC => {
+            let stored = SERVER
+                .with(|s| match s.db.get_mut(attr_handle) {
+                    Err(_) => false,
+                    Ok(v) => {
+                        // ATT values are at most 512 bytes (prepared writes included).
+                        let max_len = ns::BLE_ATT_ATTR_MAX_LEN as usize;
+                        v.remote_write_with(max_len, |room| {
+                            let mut copied = 0u16;
+                            let max = room.len().min(usize::from(u16::MAX)) as u16;
+                            // SAFETY: `om` holds the written value; `room` is valid for
+                            // writes of `max` bytes. NimBLE copies at most `max`.
+                            unsafe {
+                                ns::ble_hs_mbuf_to_flat(
+                                    om,
+                                    room.as_mut_ptr().cast(),
+                                    max,
+                                    &mut copied,
+                                );
+                            }
+                            usize::from(copied)
+                        });
+                        true
+                    }
+                })
+                .unwrap_or(false);
+            if !stored {
+                return ns::BLE_ATT_ERR_ATTR_NOT_FOUND as c_int;
+            }
+            // After the value is stored and before NimBLE answers the peer (spec §6, event 3).
+            dispatch_in_access(events::IRQ_GATTS_WRITE, &args);
+            0
+        }
+        _ => ns::BLE_ATT_ERR_UNLIKELY as c_int,
+    }
+}
+
+// --- Operations --------------------------------------------------------------------------------------
+
+fn require_active() -> Result<(), Status> {
+    if ble::is_active() {
+        Ok(())
+    } else {
+        Err(errno::ENODEV)
+    }
+}
+
+/// Runs `f` on the server state. A re-entrant borrow cannot happen (no borrow is held across
+/// NimBLE or Python calls), but if it did, `EBUSY` beats corrupting the state.
+fn with_server<R>(f: impl FnOnce(&mut Server) -> Result<R, Status>) -> Result<R, Status> {
+    SERVER.with(f).unwrap_or(Err(errno::EBUSY))
+}
+
+/// First step of `gatts_register_services`, before the shim parses the services: checks
+/// that the stack is active and the service set may change, then drops every attribute and
+/// value. A parse error after this leaves the server empty, as in the C module.
+pub fn register_begin() -> Result<(), Status> {
+    require_active()?;
+    // SAFETY: plain NimBLE call on the NimBLE thread. EBUSY while advertising, scanning,
+    // connecting or connected.
+    check(unsafe { ns::ble_gatts_reset() })?;
+    with_server(|s| {
+        s.db.clear();
+        Ok(())
+    })
+}
+
+/// Second step: registers the GAP and GATT services and then `entries` (spec §8.1) and writes
+/// one handle per characteristic/descriptor entry into `handles`, in definition order.
+pub fn register(entries: &[GattsEntry], handles: &mut [u16]) -> Result<(), Status> {
+    require_active()?;
+    let ranges = split_services(entries)?;
+    let n_handles = entries.len() - ranges.len();
+    if handles.len() < n_handles {
+        return Err(errno::EINVAL);
+    }
+    let mut generation = Vec::new();
+    generation
+        .try_reserve_exact(ranges.len())
+        .map_err(|_| errno::ENOMEM)?;
+    for &(start, end) in &ranges {
+        generation.push(ServiceDefs::build(&entries[start..end])?);
+    }
+    // Python ran while the shim parsed (iterators, __len__): start from a clean attribute
+    // table again, so that only this registration's definitions are referenced afterwards.
+    // SAFETY: plain NimBLE call on the NimBLE thread.
+    check(unsafe { ns::ble_gatts_reset() })?;
+    let svcs: Vec<*const ns::ble_gatt_svc_def> =
+        generation.iter().map(|d| d.svc.as_ptr()).collect();
+    with_server(|s| {
+        s.db.clear();
+        s.defs.try_reserve(1).map_err(|_| errno::ENOMEM)?;
+        s.defs.push(generation);
+        Ok(())
+    })?;
+
+    reset_nimble_counters();
+    queue_default_services();
+    let mut result = Ok(());
+    for svc in svcs {
+        // SAFETY: `svc` points into a generation now owned by SERVER, which stays until a
+        // later free point; NimBLE reads it here and in ble_gatts_start.
+        let rc = unsafe {
+            match ns::ble_gatts_count_cfg(svc) {
+                0 => ns::ble_gatts_add_svcs(svc),
+                rc => rc,
+            }
+        };
+        if rc != 0 {
+            result = check(rc);
+            break;
+        }
+    }
+    // Always start, even after an error: it empties NimBLE's queue of definitions, which
+    // would otherwise leak into (and break) the next registration.
+    // SAFETY: no SERVER borrow is held; register_cb takes its own.
+    let rc = unsafe { ns::ble_gatts_start() };
+    if result.is_ok() {
+        result = check(rc);
+    }
+    with_server(|s| {
+        // The attribute table was reset above and the service table rebuilt: only the
+        // newest generation is referenced now.
+        release_old_defs(s, 1);
+        if let Some(current) = s.defs.last() {
+            let all = current.iter().flat_map(|d| d.handles.iter().copied());
+            for (out, h) in handles.iter_mut().zip(all) {
+                *out = h;
+            }
+        }
+        Ok(())
+    })?;
+    result
+}
+
+/// `gatts_read`: a copy of the value, or nothing (inactive, unknown handle). The returned
+/// slice lives in the server's read buffer until the next read.
+pub fn read(handle: u16) -> (*const u8, usize) {
+    if !ble::is_active() {
+        return (ptr::null(), 0);
+    }
+    SERVER
+        .with(|s| {
+            let Server { db, read_buf, .. } = s;
+            match db.get_mut(handle).and_then(|v| v.read_into(read_buf)) {
+                Ok(()) => (read_buf.as_ptr(), read_buf.len()),
+                Err(_) => (ptr::null(), 0),
+            }
+        })
+        .unwrap_or((ptr::null(), 0))
+}
+
+/// `gatts_write(handle, data, send_update)`.
+pub fn write(handle: u16, data: &[u8], send_update: bool) -> Result<(), Status> {
+    require_active()?;
+    with_server(|s| s.db.get_mut(handle)?.local_write(data))?;
+    if send_update {
+        // Subscribed peers are notified from a later poll; NimBLE reads the value back
+        // through access_cb then. No SERVER borrow is held here.
+        // SAFETY: plain NimBLE call on the NimBLE thread.
+        unsafe { ns::ble_gatts_chr_updated(handle) };
+        // NimBLE only queued an event on its host queue: ask for the poll that runs it,
+        // since no controller traffic or timer may come along to trigger one.
+        crate::ffi::request_poll();
+    }
+    Ok(())
+}
+
+/// `gatts_set_buffer(handle, len, append)`.
+pub fn set_buffer(handle: u16, len: usize, append: bool) -> Result<(), Status> {
+    require_active()?;
+    with_server(|s| s.db.get_mut(handle)?.set_buffer(len, append))
+}
+
+/// `gatts_notify` / `gatts_indicate`. Without `data`, NimBLE reads the stored value through
+/// access_cb (raising `_IRQ_GATTS_READ_REQUEST(65535, handle)` first); with it, `data` is sent
+/// and the stored value left alone.
+pub fn notify(
+    conn_handle: u16,
+    value_handle: u16,
+    data: Option<&[u8]>,
+    indicate: bool,
+) -> Result<(), Status> {
+    require_active()?;
+    let om = match data {
+        // Lengths are truncated to 16 bits, as the C module's call does; NimBLE truncates the
+        // payload to the ATT MTU.
+        // SAFETY: `d` is valid for reads of its length; NimBLE copies it.
+        Some(d) => match unsafe { ns::ble_hs_mbuf_from_flat(d.as_ptr().cast(), d.len() as u16) } {
+            om if om.is_null() => return Err(errno::ENOMEM),
+            om => om,
+        },
+        None => ptr::null_mut(),
+    };
+    // SAFETY: NimBLE takes ownership of `om` (freeing it on failure too). No SERVER borrow is
+    // held: NimBLE may call access_cb and the NOTIFY_TX event handler from inside.
+    let rc = unsafe {
+        if indicate {
+            ns::ble_gattc_indicate_custom(conn_handle, value_handle, om)
+        } else {
+            ns::ble_gattc_notify_custom(conn_handle, value_handle, om)
+        }
+    };
+    check(rc)
+}
+
+// --- FFI ----------------------------------------------------------------------------------------------
+
+fn status(r: Result<(), Status>) -> Status {
+    r.err().unwrap_or(OK)
+}
+
+/// `gatts_register_services`, step 1 (before parsing): `ENODEV` if inactive, `EBUSY` while
+/// advertising, scanning, connecting or connected. Empties the server.
+#[no_mangle]
+pub extern "C" fn ubt_gatts_register_begin() -> Status {
+    status(register_begin())
+}
+
+/// `gatts_register_services`, step 2: registers `entries` (services each followed by their
+/// characteristics, each followed by its descriptors) and writes one handle per
+/// characteristic/descriptor entry into `handles`, in order. At most
+/// [`UBT_GATTS_MAX_SERVICES`] services, else `E2BIG`.
+///
+/// # Safety
+/// `entries` must be valid for reads of `n_entries` items and `handles` for writes of
+/// `n_handles` items (either may be null when its count is 0).
+#[no_mangle]
+pub unsafe extern "C" fn ubt_gatts_register(
+    entries: *const GattsEntry,
+    n_entries: usize,
+    handles: *mut u16,
+    n_handles: usize,
+) -> Status {
+    let entries = if entries.is_null() || n_entries == 0 {
+        &[][..]
+    } else {
+        // SAFETY: the caller guarantees `n_entries` readable items.
+        unsafe { slice::from_raw_parts(entries, n_entries) }
+    };
+    let handles = if handles.is_null() || n_handles == 0 {
+        &mut [][..]
+    } else {
+        // SAFETY: the caller guarantees `n_handles` writable items.
+        unsafe { slice::from_raw_parts_mut(handles, n_handles) }
+    };
+    status(register(entries, handles))
+}
+
+/// `gatts_read(handle)`: never fails. Writes a pointer to the value's bytes and their length
+/// (0 for an unknown handle or an inactive stack); the bytes stay valid until the next call
+/// of any `ubt_gatts_*` function.
+///
+/// # Safety
+/// `data` and `len` must be valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn ubt_gatts_read(value_handle: u16, data: *mut *const u8, len: *mut usize) {
+    let (p, n) = read(value_handle);
+    // SAFETY: the caller guarantees both out-parameters are writable.
+    unsafe {
+        data.write(if n == 0 { ptr::null() } else { p });
+        len.write(n);
+    }
+}
+
+/// `gatts_write(handle, data, send_update)`.
+///
+/// # Safety
+/// `data` must be valid for reads of `len` bytes (or null with `len` 0).
+#[no_mangle]
+pub unsafe extern "C" fn ubt_gatts_write(
+    value_handle: u16,
+    data: *const u8,
+    len: usize,
+    send_update: bool,
+) -> Status {
+    let data = if data.is_null() || len == 0 {
+        &[][..]
+    } else {
+        // SAFETY: the caller guarantees `len` readable bytes.
+        unsafe { slice::from_raw_parts(data, len) }
+    };
+    status(write(value_handle, data, send_update))
+}
+
+/// `gatts_set_buffer(handle, len, append)`; `len` is the Python int cast to `size_t`.
+#[no_mangle]
+pub extern "C" fn ubt_gatts_set_buffer(value_handle: u16, len: usize, append: bool) -> Status {
+    status(set_buffer(value_handle, len, append))
+}
+
+/// `gatts_notify(conn, handle, data=None)` (`indicate` false) or `gatts_indicate(...)`.
+///
+/// # Safety
+/// A present `data` must be valid for reads of its length.
+#[no_mangle]
+pub unsafe extern "C" fn ubt_gatts_notify(
+    conn_handle: u16,
+    value_handle: u16,
+    data: UbtOptBuf,
+    indicate: bool,
+) -> Status {
+    let data = if !data.present {
+        None
+    } else if data.ptr.is_null() || data.len == 0 {
+        Some(&[][..])
+    } else {
+        // SAFETY: the caller guarantees `len` readable bytes when present.
+        Some(unsafe { slice::from_raw_parts(data.ptr, data.len) })
+    };
+    status(notify(conn_handle, value_handle, data, indicate))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(kind: u8, flags: u16, uuid: u16) -> GattsEntry {
+        GattsEntry {
+            kind,
+            flags,
+            uuid: Uuid::from_u16(uuid),
+        }
+    }
+
+    const S: u8 = UBT_GATTS_SERVICE;
+    const C: u8 = UBT_GATTS_CHARACTERISTIC;
+    const D: u8 = UBT_GATTS_DESCRIPTOR;
+
+    #[test]
+    fn new_value_is_empty_with_default_capacity() {
+        let v = Value::new().unwrap();
+        assert_eq!(v.bytes(), b"");
+        assert_eq!(v.capacity(), 20);
+        assert!(!v.append());
+    }
+
+    #[test]
+    fn remote_write_is_truncated_to_capacity() {
+        let mut v = Value::new().unwrap();
+        v.remote_write(&[7; 25]);
+        assert_eq!(v.bytes(), &[7; 20][..]);
+        v.remote_write(b"abc");
+        assert_eq!(v.bytes(), b"abc");
+        v.remote_write(b"");
+        assert_eq!(v.bytes(), b"");
+    }
+
+    #[test]
+    fn local_write_grows_capacity_exactly_and_never_shrinks() {
+        let mut v = Value::new().unwrap();
+        v.local_write(&[1; 30]).unwrap();
+        assert_eq!(v.capacity(), 30);
+        assert_eq!(v.bytes(), &[1; 30][..]);
+        v.local_write(b"xy").unwrap();
+        assert_eq!(v.capacity(), 30);
+        assert_eq!(v.bytes(), b"xy");
+        // A remote write may now be as long as the grown capacity.
+        v.remote_write(&[2; 40]);
+        assert_eq!(v.bytes(), &[2; 30][..]);
+    }
+
+    #[test]
+    fn set_buffer_resizes_clears_and_sets_append() {
+        let mut v = Value::new().unwrap();
+        v.local_write(b"hello").unwrap();
+        v.set_buffer(4, true).unwrap();
+        assert_eq!(v.capacity(), 4);
+        assert_eq!(v.bytes(), b"");
+        assert!(v.append());
+        v.set_buffer(100, false).unwrap();
+        assert_eq!(v.capacity(), 100);
+        assert!(!v.append());
+    }
+
+    #[test]
+    fn set_buffer_with_a_huge_length_is_enomem_and_changes_nothing() {
+        let mut v = Value::new().unwrap();
+        v.local_write(b"keep").unwrap();
+        // What a negative Python length becomes once cast to size_t.
+        assert_eq!(v.set_buffer(usize::MAX - 5, true), Err(errno::ENOMEM));
+        assert_eq!(v.bytes(), b"keep");
+        assert_eq!(v.capacity(), 20);
+        assert!(!v.append());
+    }
+
+    #[test]
+    fn append_mode_accumulates_up_to_capacity_and_read_empties() {
+        let mut v = Value::new().unwrap();
+        v.set_buffer(8, true).unwrap();
+        v.remote_write(b"abc");
+        v.remote_write(b"def");
+        assert_eq!(v.bytes(), b"abcdef");
+        v.remote_write(b"ghij");
+        assert_eq!(v.bytes(), b"abcdefgh");
+        // Full: accepts nothing more, and that is not an error.
+        v.remote_write(b"k");
+        assert_eq!(v.bytes(), b"abcdefgh");
+        let mut out = Vec::new();
+        v.read_into(&mut out).unwrap();
+        assert_eq!(out, b"abcdefgh");
+        assert_eq!(v.bytes(), b"");
+        v.remote_write(b"z");
+        v.read_into(&mut out).unwrap();
+        assert_eq!(out, b"z");
+    }
+
+    #[test]
+    fn read_keeps_the_value_outside_append_mode() {
+        let mut v = Value::new().unwrap();
+        v.local_write(b"same").unwrap();
+        let mut out = Vec::new();
+        v.read_into(&mut out).unwrap();
+        v.read_into(&mut out).unwrap();
+        assert_eq!(out, b"same");
+        assert_eq!(v.bytes(), b"same");
+    }
+
+    #[test]
+    fn local_write_in_append_mode_replaces_and_keeps_append() {
+        let mut v = Value::new().unwrap();
+        v.set_buffer(4, true).unwrap();
+        v.remote_write(b"ab");
+        v.local_write(b"123456").unwrap();
+        assert_eq!(v.bytes(), b"123456");
+        assert_eq!(v.capacity(), 6);
+        assert!(v.append());
+        // Full after the local write: a remote append stores nothing.
+        v.remote_write(b"x");
+        assert_eq!(v.bytes(), b"123456");
+    }
+
+    #[test]
+    fn remote_write_fill_cannot_overrun() {
+        let mut v = Value::new().unwrap();
+        v.remote_write_with(usize::MAX, |room| {
+            room.fill(9);
+            usize::MAX
+        });
+        assert_eq!(v.bytes(), &[9; 20][..]);
+    }
+
+    #[test]
+    fn remote_write_room_is_bounded_by_the_incoming_length() {
+        let mut v = Value::new().unwrap();
+        v.set_buffer(1000, true).unwrap();
+        v.remote_write(b"ab");
+        v.remote_write_with(3, |room| {
+            assert_eq!(room.len(), 3);
+            room.copy_from_slice(b"cde");
+            3
+        });
+        assert_eq!(v.bytes(), b"abcde");
+        v.set_buffer(4, true).unwrap();
+        v.remote_write(b"xyz");
+        v.remote_write_with(512, |room| {
+            assert_eq!(room.len(), 1);
+            room[0] = b'!';
+            1
+        });
+        assert_eq!(v.bytes(), b"xyz!");
+    }
+
+    #[test]
+    fn db_unknown_handles_are_einval() {
+        let mut db = Db::new();
+        db.create(21).unwrap();
+        assert!(db.get(21).is_some());
+        assert_eq!(db.get_mut(22).err(), Some(errno::EINVAL));
+        db.get_mut(21).unwrap().local_write(b"v").unwrap();
+        // Re-creating empties the value.
+        db.create(21).unwrap();
+        assert_eq!(db.get(21).unwrap().bytes(), b"");
+        db.clear();
+        assert!(db.get(21).is_none());
+    }
+
+    #[test]
+    fn descriptor_flags_keep_only_read_and_write() {
+        assert_eq!(descriptor_att_flags(0x0002), ns::BLE_ATT_F_READ as u8);
+        assert_eq!(descriptor_att_flags(0x0008), ns::BLE_ATT_F_WRITE as u8);
+        assert_eq!(descriptor_att_flags(0x0004), ns::BLE_ATT_F_WRITE as u8);
+        assert_eq!(
+            descriptor_att_flags(0x000a),
+            (ns::BLE_ATT_F_READ | ns::BLE_ATT_F_WRITE) as u8
+        );
+        // Notify/indicate and every security bit are ignored on descriptors.
+        assert_eq!(descriptor_att_flags(0x0010 | 0x0020 | 0x0200 | 0x1000), 0);
+    }
+
+    #[test]
+    fn python_flags_are_nimble_characteristic_flags() {
+        // Registration passes characteristic flags through unchanged, so the bit values of
+        // the documented FLAG_* constants must be NimBLE's.
+        let pairs = [
+            (0x0001, ns::BLE_GATT_CHR_F_BROADCAST),
+            (0x0002, ns::BLE_GATT_CHR_F_READ),
+            (0x0004, ns::BLE_GATT_CHR_F_WRITE_NO_RSP),
+            (0x0008, ns::BLE_GATT_CHR_F_WRITE),
+            (0x0010, ns::BLE_GATT_CHR_F_NOTIFY),
+            (0x0020, ns::BLE_GATT_CHR_F_INDICATE),
+            (0x0040, ns::BLE_GATT_CHR_F_AUTH_SIGN_WRITE),
+            (0x0100, ns::BLE_GATT_CHR_F_AUX_WRITE),
+            (0x0200, ns::BLE_GATT_CHR_F_READ_ENC),
+            (0x0400, ns::BLE_GATT_CHR_F_READ_AUTHEN),
+            (0x0800, ns::BLE_GATT_CHR_F_READ_AUTHOR),
+            (0x1000, ns::BLE_GATT_CHR_F_WRITE_ENC),
+            (0x2000, ns::BLE_GATT_CHR_F_WRITE_AUTHEN),
+            (0x4000, ns::BLE_GATT_CHR_F_WRITE_AUTHOR),
+        ];
+        for (py, nimble) in pairs {
+            assert_eq!(py, nimble);
+        }
+    }
+
+    #[test]
+    fn uuids_convert_to_nimble_form() {
+        let u16_ = nimble_uuid(&Uuid::from_u16(0x180d)).unwrap();
+        // SAFETY: reading the members the conversion wrote.
+        unsafe {
+            assert_eq!(u16_.u.type_, ns::BLE_UUID_TYPE_16 as u8);
+            assert_eq!(u16_.u16_.value, 0x180d);
+        }
+        let u32_ = nimble_uuid(&Uuid::from_buffer(b"\x01\x02\x03\x04").unwrap()).unwrap();
+        // SAFETY: as above.
+        unsafe {
+            assert_eq!(u32_.u.type_, ns::BLE_UUID_TYPE_32 as u8);
+            assert_eq!(u32_.u32_.value, 0x0403_0201);
+        }
+        let long = Uuid::from_buffer(b"6E400001-B5A3-F393-E0A9-E50E24DCCA9E").unwrap();
+        let u128_ = nimble_uuid(&long).unwrap();
+        // SAFETY: as above.
+        unsafe {
+            assert_eq!(u128_.u.type_, ns::BLE_UUID_TYPE_128 as u8);
+            assert_eq!(u128_.u128_.value, long.bytes);
+            assert_eq!(u128_.u128_.value[15], 0x6e);
+        }
+        let bad = Uuid {
+            len: 3,
+            bytes: [0; 16],
+        };
+        assert!(nimble_uuid(&bad).is_err());
+    }
+
+    #[test]
+    fn entries_split_into_services() {
+        let e = [
+            entry(S, 0, 0x180d),
+            entry(C, 0x12, 0x2a37),
+            entry(D, 2, 0x2901),
+            entry(S, 0, 0x180f),
+            entry(S, 0, 0x1810),
+            entry(C, 2, 0x2a19),
+        ];
+        assert_eq!(split_services(&e).unwrap(), [(0, 3), (3, 4), (4, 6)]);
+        assert_eq!(split_services(&[]).unwrap(), []);
+    }
+
+    #[test]
+    fn malformed_entry_lists_are_refused() {
+        assert_eq!(split_services(&[entry(C, 2, 1)]), Err(errno::EINVAL));
+        assert_eq!(
+            split_services(&[entry(S, 0, 1), entry(D, 2, 2)]),
+            Err(errno::EINVAL)
+        );
+        assert_eq!(
+            split_services(&[entry(S, 0, 1), entry(7, 0, 2)]),
+            Err(errno::EINVAL)
+        );
+    }
+
+    #[test]
+    fn more_than_eight_services_is_e2big() {
+        let eight: Vec<GattsEntry> = (0..8).map(|i| entry(S, 0, i)).collect();
+        assert_eq!(split_services(&eight).unwrap().len(), 8);
+        let nine: Vec<GattsEntry> = (0..9).map(|i| entry(S, 0, i)).collect();
+        assert_eq!(split_services(&nine), Err(errno::E2BIG));
+    }
+
+    #[test]
+    fn definitions_point_at_their_uuids_flags_and_handle_slots() {
+        let e = [
+            entry(S, 0, 0x180d),
+            entry(C, 0x0012, 0x2a37),
+            entry(D, 0x000a, 0x2901),
+            entry(D, 0x1002, 0x2902),
+            entry(C, 0x0008, 0x2a38),
+        ];
+        let defs = ServiceDefs::build(&e).unwrap();
+        assert_eq!(defs.handles, [0xffff; 4]);
+        let svc = &defs.svc[0];
+        assert_eq!(u32::from(svc.type_), ns::BLE_GATT_SVC_TYPE_PRIMARY);
+        assert!(defs.svc[1].uuid.is_null() && defs.svc[1].type_ == 0);
+        let uuid16 = |p: *const ns::ble_uuid_t| {
+            // SAFETY: every UUID pointer built here points at a 16-bit ble_uuid_any_t.
+            unsafe { (*p.cast::<ns::ble_uuid16_t>()).value }
+        };
+        assert_eq!(uuid16(svc.uuid), 0x180d);
+        assert_eq!(svc.characteristics, defs.chrs.as_ptr());
+
+        let c0 = &defs.chrs[0];
+        assert_eq!(uuid16(c0.uuid), 0x2a37);
+        assert_eq!(c0.flags, 0x0012);
+        assert_eq!(c0.val_handle, defs.handles.as_ptr().cast_mut());
+        assert!(c0.access_cb.is_some() && c0.arg.is_null());
+        // SAFETY: the descriptor list of c0 has 2 entries and a terminator.
+        let d = unsafe { slice::from_raw_parts(c0.descriptors, 3) };
+        assert_eq!(uuid16(d[0].uuid), 0x2901);
+        assert_eq!(
+            d[0].att_flags,
+            (ns::BLE_ATT_F_READ | ns::BLE_ATT_F_WRITE) as u8
+        );
+        assert!(defs.owns_slot(d[0].arg.cast()));
+        assert_eq!(
+            d[0].arg.cast::<u16>(),
+            defs.handles[1..].as_ptr().cast_mut()
+        );
+        // A user 0x2902 is an ordinary descriptor; its security bit is dropped.
+        assert_eq!(uuid16(d[1].uuid), 0x2902);
+        assert_eq!(d[1].att_flags, ns::BLE_ATT_F_READ as u8);
+        assert_eq!(
+            d[1].arg.cast::<u16>(),
+            defs.handles[2..].as_ptr().cast_mut()
+        );
+        assert!(d[2].uuid.is_null());
+
+        let c1 = &defs.chrs[1];
+        assert_eq!(uuid16(c1.uuid), 0x2a38);
+        assert!(c1.descriptors.is_null());
+        assert_eq!(c1.val_handle, defs.handles[3..].as_ptr().cast_mut());
+        assert!(defs.chrs[2].uuid.is_null());
+
+        let outside = 0u16;
+        assert!(!defs.owns_slot(&outside));
+    }
+
+    #[test]
+    fn empty_service_has_only_a_terminator() {
+        let defs = ServiceDefs::build(&[entry(S, 0, 0x1234)]).unwrap();
+        assert!(defs.handles.is_empty());
+        assert_eq!(defs.chrs.len(), 1);
+        assert!(defs.chrs[0].uuid.is_null());
+    }
 }

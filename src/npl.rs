@@ -185,7 +185,21 @@ pub unsafe extern "C" fn ble_npl_eventq_get(
 #[no_mangle]
 pub unsafe extern "C" fn ble_npl_eventq_put(evq: *mut ble_npl_eventq, ev: *mut ble_npl_event) {
     // SAFETY: both are initialised NimBLE objects per the contract.
-    unsafe { queue_push(evq, ev) }
+    unsafe { queue_push(evq, ev) };
+    // Work queued from an API call (e.g. a notification NimBLE sends later) must not wait for
+    // unrelated controller traffic: outside a poll, ask for one.
+    if !IN_POLL.load(Ordering::Acquire) {
+        let _ = crate::ffi::request_poll();
+    }
+}
+
+/// Set while [`run_all_events`]'s caller, the poll, is running: events queued then run in
+/// the same poll.
+static IN_POLL: AtomicBool = AtomicBool::new(false);
+
+/// Marks the start and end of a poll (see [`IN_POLL`]).
+pub fn set_in_poll(on: bool) {
+    IN_POLL.store(on, Ordering::Release);
 }
 
 /// # Safety
