@@ -17,11 +17,24 @@ use crate::uuid::Uuid;
 static POLL_PENDING: AtomicBool = AtomicBool::new(false);
 
 /// Asks for one run of [`ubt_poll`] from MicroPython's scheduler. Callable from any thread.
-pub fn request_poll() {
-    if !POLL_PENDING.swap(true, Ordering::AcqRel) && !port::schedule_poll() {
+/// Returns true when this call queued a new poll (false: one was already pending, or the
+/// queue was full), so the Unix UART thread wakes the VM thread once per queued poll.
+pub fn request_poll() -> bool {
+    if POLL_PENDING.swap(true, Ordering::AcqRel) {
+        return false;
+    }
+    if !port::schedule_poll() {
         // The scheduler queue was full: let the next request try again.
         POLL_PENDING.store(false, Ordering::Release);
+        return false;
     }
+    true
+}
+
+/// Whether a queued poll has not started running yet.
+#[cfg_attr(not(feature = "unix"), allow(dead_code))]
+pub fn poll_pending() -> bool {
+    POLL_PENDING.load(Ordering::Acquire)
 }
 
 /// Builds a byte slice from a pointer the shim got from the buffer protocol.

@@ -3,6 +3,15 @@
 //! scheduler for a poll (design rule 5). The thread also requests a poll when a NimBLE timer
 //! is due, so callouts fire without any traffic.
 //!
+//! MicroPython runs scheduled work only when the VM looks for it, which it doesn't do while
+//! the script blocks in a system call (`sys.stdin.readline()`, `time.sleep(1.0)`,
+//! `select.poll().poll(ms)`, `socket.recv()`...). It does look when such a call fails with
+//! EINTR (PEP 475 retries: `MP_HAL_RETRY_SYSCALL`, and the same in `time.sleep` and
+//! `poll`), so when a queued poll hasn't started after [`WAKE_GRACE`] and the VM thread is
+//! blocked in such a call, the reader thread sends it a signal whose handler does nothing
+//! and is installed without `SA_RESTART` (see [`vm_wake`]). The host then answers peers and
+//! delivers events while the script blocks.
+//!
 //! Compiled into the `ubluetooth` crate as `port::imp` when the `unix` feature is on.
 
 use std::collections::VecDeque;
@@ -10,16 +19,290 @@ use std::ffi::CString;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use vm_wake::{VmWaker, Woken};
 
 const DEFAULT_DEVICE: &str = "/dev/ttyUSB0";
 /// How often the reader thread looks at timers while the line is quiet.
 const IDLE_TICK_MS: i32 = 2;
+/// How long a queued poll may wait before the VM thread is signalled. A VM running bytecode
+/// or `time.sleep_ms` starts it well within this, so it gets no signal at all; only one that
+/// is stuck in a system call does.
+const WAKE_GRACE: Duration = Duration::from_millis(2);
+/// If the poll still hasn't run after a signal (it reached the VM thread just before a
+/// blocking call began, or the scheduler is locked) or the VM thread was left alone (it was
+/// running, or in a call a signal would upset), look again after this long, doubling up to
+/// [`WAKE_RETRY_MAX`].
+const WAKE_RETRY_FIRST: Duration = Duration::from_millis(4);
+const WAKE_RETRY_MAX: Duration = Duration::from_millis(64);
 
 struct Shared {
     rx: Mutex<VecDeque<u8>>,
     rx_ready: Condvar,
     stop: AtomicBool,
+}
+
+/// Interrupting the VM thread's blocking system call (Linux only; elsewhere a stand-in that
+/// never signals, which keeps the old behaviour).
+#[cfg(target_os = "linux")]
+mod vm_wake {
+    use core::ptr;
+    use std::ffi::CString;
+
+    extern "C" {
+        /// `MICROPY_BEGIN_ATOMIC_SECTION()`, from the C shim; returns the state to pass back.
+        fn ubt_glue_atomic_begin() -> usize;
+        /// `MICROPY_END_ATOMIC_SECTION(state)`.
+        fn ubt_glue_atomic_end(state: usize);
+    }
+
+    /// The signal: the sixth realtime signal. MicroPython's Unix port uses SIGINT (Ctrl-C),
+    /// ignores SIGPIPE, and uses SIGRTMIN + 5 to make threads scan their stacks for the GC
+    /// (avoiding SIGUSR1 because programs commonly use it); glibc keeps the realtime
+    /// signals below SIGRTMIN for itself, and Rust's std uses none. SIGUSR1/SIGUSR2 are the
+    /// ones users and other libraries are likeliest to claim, so we stay in the realtime
+    /// range, next to MicroPython's own.
+    fn signal() -> libc::c_int {
+        libc::SIGRTMIN() + 6
+    }
+
+    /// Does nothing: the signal exists only to make the VM thread's system call return EINTR.
+    /// (An empty function is trivially async-signal-safe.)
+    extern "C" fn on_signal(_sig: libc::c_int) {}
+
+    fn handler() -> libc::sighandler_t {
+        on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t
+    }
+
+    /// The signal's current disposition, or None if it can't be read.
+    fn disposition(sig: libc::c_int) -> Option<libc::sigaction> {
+        // SAFETY: `act` is a plain C struct we own; a null new action only queries.
+        unsafe {
+            let mut act: libc::sigaction = core::mem::zeroed();
+            (libc::sigaction(sig, ptr::null(), &mut act) == 0).then_some(act)
+        }
+    }
+
+    fn is_ours(act: &libc::sigaction) -> bool {
+        act.sa_sigaction == handler() && act.sa_flags & libc::SA_SIGINFO == 0
+    }
+
+    /// Installs the handler unless the signal already has a disposition someone else chose
+    /// (a handler, or SIG_IGN): we never replace that. True when ours is in place. Once
+    /// installed it stays, even after the UART closes: restoring SIG_DFL (which terminates
+    /// the process for a realtime signal) could race with a signal still in flight.
+    fn install(sig: libc::c_int) -> bool {
+        let Some(old) = disposition(sig) else {
+            return false;
+        };
+        if is_ours(&old) {
+            return true;
+        }
+        if old.sa_sigaction != libc::SIG_DFL {
+            return false;
+        }
+        // SAFETY: `act` is fully initialised (zeroed, then handler, flags and an empty mask
+        // set); `on_signal` is an `extern "C" fn(c_int)`, the shape a handler without
+        // SA_SIGINFO must have.
+        unsafe {
+            let mut act: libc::sigaction = core::mem::zeroed();
+            act.sa_sigaction = handler();
+            // Deliberately no SA_RESTART: the interrupted call must fail with EINTR so that
+            // MicroPython runs its pending work; a restarted one would just keep blocking.
+            act.sa_flags = 0;
+            libc::sigemptyset(&mut act.sa_mask);
+            libc::sigaction(sig, &act, ptr::null_mut()) == 0
+        }
+    }
+
+    /// Whether `fd` is a socket with a send/receive timeout (`settimeout`) set.
+    fn has_socket_timeout(fd: libc::c_int, option: libc::c_int) -> bool {
+        // SAFETY: `tv` and `len` are ours and `len` is `tv`'s size. `fd` may be stale or not
+        // a socket; getsockopt then fails, which means "no timeout".
+        unsafe {
+            let mut tv: libc::timeval = core::mem::zeroed();
+            let mut len = core::mem::size_of::<libc::timeval>() as libc::socklen_t;
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                option,
+                (&mut tv as *mut libc::timeval).cast(),
+                &mut len,
+            ) == 0
+                && (tv.tv_sec != 0 || tv.tv_usec != 0)
+        }
+    }
+
+    /// Whether interrupting system call `nr` (first argument `arg0`) makes MicroPython run
+    /// its pending work and then carry on as if nothing happened. Calls it doesn't handle
+    /// that way are left alone: `time.sleep_us` (clock_nanosleep) would return early, a
+    /// socket timeout (SO_RCVTIMEO/SO_SNDTIMEO) would start over with every signal, and
+    /// futex waits (locks, the GC's wait for other threads) don't run pending work anyway.
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    fn interruptible(nr: libc::c_long, arg0: u64) -> Option<bool> {
+        let fd = arg0 as libc::c_int;
+        #[cfg(target_arch = "x86_64")]
+        let legacy_wait = matches!(nr, libc::SYS_select | libc::SYS_poll | libc::SYS_epoll_wait);
+        #[cfg(not(target_arch = "x86_64"))]
+        let legacy_wait = false;
+        Some(match nr {
+            // time.sleep(float), select.poll().poll(), select.select(): MicroPython retries
+            // with the time left.
+            libc::SYS_pselect6 | libc::SYS_ppoll | libc::SYS_epoll_pwait => true,
+            _ if legacy_wait => true,
+            // Reads and writes retried by MP_HAL_RETRY_SYSCALL (stdin, files, sockets).
+            libc::SYS_read
+            | libc::SYS_readv
+            | libc::SYS_recvfrom
+            | libc::SYS_recvmsg
+            | libc::SYS_accept
+            | libc::SYS_accept4 => !has_socket_timeout(fd, libc::SO_RCVTIMEO),
+            libc::SYS_write | libc::SYS_writev | libc::SYS_sendto | libc::SYS_sendmsg => {
+                !has_socket_timeout(fd, libc::SO_SNDTIMEO)
+            }
+            _ => false,
+        })
+    }
+
+    /// Other architectures: no table of system call numbers here, so always interrupt.
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    fn interruptible(_nr: libc::c_long, _arg0: u64) -> Option<bool> {
+        None
+    }
+
+    /// What a signal would do now.
+    enum Verdict {
+        /// Blocked in a call that handles EINTR by running pending work, or unknown.
+        Interrupt,
+        /// Running (it will find the poll itself), or blocked in a call that mustn't be
+        /// interrupted.
+        Leave,
+    }
+
+    /// Signals the thread that opened the UART, i.e. the VM thread.
+    pub struct VmWaker {
+        thread: libc::pthread_t,
+        sig: libc::c_int,
+        /// `/proc/self/task/<tid>/syscall`: the system call the thread is blocked in.
+        syscall_path: CString,
+    }
+
+    /// The outcome of [`VmWaker::wake`].
+    pub enum Woken {
+        /// Signalled.
+        Sent,
+        /// Not signalled this time (see [`Verdict::Leave`]); ask again later.
+        NotNow,
+        /// The signal no longer has our handler (someone replaced it): stop waking.
+        Gone,
+    }
+
+    impl VmWaker {
+        /// Call on the VM thread. None when that isn't the process's main thread (the only
+        /// one MicroPython's scheduler runs on, as the Unix port has no GIL) or when the
+        /// signal belongs to someone else.
+        pub fn for_current_thread() -> Option<Self> {
+            // SAFETY: gettid and getpid have no preconditions.
+            let (tid, pid) = unsafe { (libc::gettid(), libc::getpid()) };
+            let sig = signal();
+            if tid != pid || sig > libc::SIGRTMAX() || !install(sig) {
+                return None;
+            }
+            Some(VmWaker {
+                // SAFETY: no preconditions. The main thread lives as long as the process
+                // (MicroPython never calls pthread_exit on it), so the id stays valid.
+                thread: unsafe { libc::pthread_self() },
+                sig,
+                syscall_path: CString::new(format!("/proc/self/task/{tid}/syscall")).ok()?,
+            })
+        }
+
+        /// Reads what the VM thread is doing. If /proc can't tell us, interrupt: that is the
+        /// point of the signal, and MicroPython's own blocking calls all cope.
+        fn verdict(&self) -> Verdict {
+            let mut buf = [0u8; 256];
+            // SAFETY: `syscall_path` is a valid C string; `buf` is writable for its length;
+            // the descriptor is closed before returning. Plain syscalls (no std::fs) keep
+            // this allocation-free.
+            let n = unsafe {
+                let fd = libc::open(self.syscall_path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+                if fd < 0 {
+                    return Verdict::Interrupt;
+                }
+                let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+                libc::close(fd);
+                n
+            };
+            if n <= 0 {
+                return Verdict::Interrupt;
+            }
+            let text = core::str::from_utf8(&buf[..n as usize]).unwrap_or("");
+            let mut fields = text.split_ascii_whitespace();
+            // "running", "-1 sp pc" (blocked outside a system call) or "nr arg0 ... sp pc".
+            let Some(Ok(nr)) = fields.next().map(str::parse::<libc::c_long>) else {
+                return Verdict::Leave;
+            };
+            if nr < 0 {
+                return Verdict::Leave;
+            }
+            let arg0 = fields
+                .next()
+                .and_then(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok())
+                .unwrap_or(u64::MAX);
+            match interruptible(nr, arg0) {
+                Some(false) => Verdict::Leave,
+                Some(true) | None => Verdict::Interrupt,
+            }
+        }
+
+        /// Signals the VM thread if it is blocked in a call that copes with it.
+        pub fn wake(&self) -> Woken {
+            if !disposition(self.sig).is_some_and(|act| is_ours(&act)) {
+                return Woken::Gone;
+            }
+            if let Verdict::Leave = self.verdict() {
+                return Woken::NotNow;
+            }
+            // The signal must not interrupt the `sem_wait` in which MicroPython's GC
+            // (mp_thread_gc_others) waits for other threads to scan their stacks: without
+            // SA_RESTART that wait would end early and the GC would free objects those
+            // threads still use. The GC waits inside MicroPython's atomic section, so we
+            // send while holding it: the VM thread is then not in that wait, and it can only
+            // get there through a pthread_kill system call, on whose return the pending
+            // signal is delivered (it is never blocked outside our own handler).
+            // SAFETY: the shim's atomic section is the recursive mutex that mp_sched_schedule
+            // already takes from this thread; begin and end are paired. `self.thread` is the
+            // live main thread (see `for_current_thread`) and `self.sig` has our handler, so
+            // the signal can't terminate the process.
+            unsafe {
+                let state = ubt_glue_atomic_begin();
+                libc::pthread_kill(self.thread, self.sig);
+                ubt_glue_atomic_end(state);
+            }
+            Woken::Sent
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod vm_wake {
+    /// Never signals: the host runs only when the VM looks for scheduled work.
+    pub struct VmWaker;
+
+    pub enum Woken {
+        Gone,
+    }
+
+    impl VmWaker {
+        pub fn for_current_thread() -> Option<Self> {
+            None
+        }
+
+        pub fn wake(&self) -> Woken {
+            Woken::Gone
+        }
+    }
 }
 
 struct Uart {
@@ -58,8 +341,15 @@ fn configure_raw(fd: i32) {
     }
 }
 
-fn reader_loop(fd: i32, shared: Arc<Shared>) {
+/// When to signal the VM thread next, and the retry delay after that.
+struct Wake {
+    at: Instant,
+    retry: Duration,
+}
+
+fn reader_loop(fd: i32, shared: Arc<Shared>, mut waker: Option<VmWaker>) {
     let mut buf = [0u8; 1024];
+    let mut wake: Option<Wake> = None;
     while !shared.stop.load(Ordering::Acquire) {
         let mut pfd = libc::pollfd {
             fd,
@@ -83,7 +373,29 @@ fn reader_loop(fd: i32, shared: Arc<Shared>) {
             std::thread::sleep(Duration::from_millis(IDLE_TICK_MS as u64));
         }
         if got || crate::npl::callout_due(super::ticks_ms()) {
-            crate::ffi::request_poll();
+            // A newly queued poll gets one signal if it hasn't started after the grace time;
+            // so does one queued earlier by the VM thread itself that is still waiting.
+            let queued = crate::ffi::request_poll();
+            if queued || (wake.is_none() && crate::ffi::poll_pending()) {
+                wake = Some(Wake {
+                    at: Instant::now() + WAKE_GRACE,
+                    retry: WAKE_RETRY_FIRST,
+                });
+            }
+        }
+        if let (Some(w), Some(pending)) = (waker.as_ref(), wake.as_mut()) {
+            let now = Instant::now();
+            if !crate::ffi::poll_pending() {
+                wake = None;
+            } else if now >= pending.at {
+                if let Woken::Gone = w.wake() {
+                    waker = None;
+                } else {
+                    // Sent but the poll hasn't run yet, or not sent this time: look again.
+                    pending.at = now + pending.retry;
+                    pending.retry = (pending.retry * 2).min(WAKE_RETRY_MAX);
+                }
+            }
         }
     }
 }
@@ -112,6 +424,9 @@ pub fn uart_open() -> bool {
         return false;
     }
     configure_raw(fd);
+    // uart_open runs on the VM thread: the one to interrupt. Once the reader thread (the
+    // only user of the waker) has been joined by uart_close, nothing is signalled any more.
+    let waker = VmWaker::for_current_thread();
     let shared = Arc::new(Shared {
         rx: Mutex::new(VecDeque::with_capacity(4096)),
         rx_ready: Condvar::new(),
@@ -120,7 +435,7 @@ pub fn uart_open() -> bool {
     let thread_shared = shared.clone();
     let reader = std::thread::Builder::new()
         .name("hci-uart-rx".into())
-        .spawn(move || reader_loop(fd, thread_shared))
+        .spawn(move || reader_loop(fd, thread_shared, waker))
         .ok();
     if reader.is_none() {
         // SAFETY: `fd` was opened above and is not shared with anyone yet.

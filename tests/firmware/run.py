@@ -22,6 +22,11 @@ A script's leading comment block may hold directives, one per line:
     # peer: SCRIPT [ARG ...]      start another firmware instance running SCRIPT on the
                                   next controller (hci1, hci2, ...) before the test, and
                                   kill it after the test (repeatable; needs controllers)
+    # stdin-after: SECONDS TEXT   stdin is a pipe instead of /dev/null: once the script
+                                  has created the file $FWTEST_TMP/stdin-go, the runner
+                                  waits SECONDS and then writes TEXT + "\n" to it and
+                                  closes it (so a script can block in a read for a known
+                                  time); without the file, stdin just stays open and empty
 
 Without `needs` and without an `env: MICROPYBTUART=...` the firmware gets
 MICROPYBTUART=/nonexistent, so it never touches a real device.
@@ -56,7 +61,8 @@ DEFAULT_TIMEOUT_S = 60.0
 VLINK_READY_TIMEOUT_S = 30.0
 NO_DEVICE = '/nonexistent'
 
-DIRECTIVES = ('needs', 'env', 'timeout', 'stderr-contains', 'stdout-any-order', 'peer')
+DIRECTIVES = ('needs', 'env', 'timeout', 'stderr-contains', 'stdout-any-order', 'peer',
+              'stdin-after')
 
 # Every child process we started and have not reaped yet, so that an interrupt or an
 # unexpected error can still kill them all.
@@ -139,6 +145,7 @@ class Test:
         self.stderr_contains: list[str] = []
         self.any_order: list[str] = []
         self.peers: list[list[str]] = []
+        self.stdin_after: tuple[float, str] | None = None
         self._parse_header()
 
     def _parse_header(self) -> None:
@@ -177,6 +184,12 @@ class Test:
                     self.any_order.append(value)
                 elif key == 'peer':
                     self.peers.append(shlex.split(value))
+                elif key == 'stdin-after':
+                    delay, _, text = value.partition(' ')
+                    try:
+                        self.stdin_after = (float(delay), text.strip())
+                    except ValueError:
+                        raise TestError(f'{self.name}: bad directive "stdin-after: {value}"') from None
         if self.peers and self.controllers < 1 + len(self.peers):
             raise TestError(f'{self.name}: {len(self.peers)} peer(s) need '
                             f'controllers={1 + len(self.peers)} or more')
@@ -259,6 +272,24 @@ def _stop_vlink(proc: subprocess.Popen) -> None:
         pass
 
 
+def _feed_stdin(fd: int, go_path: str, delay: float, text: str,
+                stop: threading.Event) -> None:
+    """For `stdin-after`: writes text + newline to fd delay seconds after go_path appears.
+
+    Always closes fd, so the script sees end-of-file after the line (or when the test ends).
+    """
+    try:
+        while not stop.wait(0.01):
+            if os.path.exists(go_path):
+                if not stop.wait(delay):
+                    os.write(fd, (text + '\n').encode())
+                break
+    except OSError:
+        pass  # the script is gone (EPIPE)
+    finally:
+        os.close(fd)
+
+
 def run_test(test: Test, firmware: str, tmp_root: str) -> Result:
     result = Result(test.name)
     started = time.monotonic()
@@ -266,6 +297,8 @@ def run_test(test: Test, firmware: str, tmp_root: str) -> Result:
     vlink = None
     vlink_log = os.path.join(workdir, 'vlink.log')
     peers: list[tuple[list[str], subprocess.Popen, str]] = []
+    feeder = None
+    stop_feeding = threading.Event()
     try:
         env = dict(os.environ)
         env.pop('MICROPYBTUART', None)
@@ -288,8 +321,28 @@ def run_test(test: Test, firmware: str, tmp_root: str) -> Result:
                               stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
             peers.append((peer_args, proc, out_path))
 
-        proc = _spawn([firmware, test.name], cwd=HERE, env=env, stdin=subprocess.DEVNULL,
-                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        stdin = subprocess.DEVNULL
+        if test.stdin_after is not None:
+            # Both ends are close-on-exec, so only the script's stdin refers to the pipe.
+            stdin, write_end = os.pipe()
+            feeder = threading.Thread(
+                target=_feed_stdin,
+                args=(write_end, os.path.join(workdir, 'stdin-go'), *test.stdin_after,
+                      stop_feeding),
+                daemon=True)
+        try:
+            proc = _spawn([firmware, test.name], cwd=HERE, env=env, stdin=stdin,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except BaseException:
+            if feeder is not None:
+                os.close(write_end)
+                feeder = None
+            raise
+        finally:
+            if test.stdin_after is not None:
+                os.close(stdin)  # the read end: the script has its own copy
+        if feeder is not None:
+            feeder.start()
         timed_out = False
         try:
             out, err = proc.communicate(timeout=test.timeout)
@@ -348,6 +401,9 @@ def run_test(test: Test, firmware: str, tmp_root: str) -> Result:
     except Exception as error:  # a bug here must not take the other tests down
         result.reason = f'runner error: {error!r}'
     finally:
+        stop_feeding.set()
+        if feeder is not None:
+            feeder.join()
         for _, peer, _ in peers:
             _reap(peer)
         if vlink is not None:
