@@ -27,6 +27,9 @@ endif
 endif
 
 SRC_USERMOD_C += $(wildcard $(USERMOD_DIR)/*.c)
+# The staticlib is only a linker flag to MicroPython's build: make the firmware depend on it
+# so a Rust-only change relinks (unix links $(BUILD)/$(PROG), bare-metal ports firmware.elf).
+$(BUILD)/$(PROG) $(BUILD)/firmware.elf: $(UBT_LIB)
 CFLAGS_USERMOD += -I$(USERMOD_DIR)
 LDFLAGS_USERMOD += $(UBT_LIB)
 ifeq ($(findstring arm-none-eabi,$(CROSS_COMPILE)),)

@@ -38,6 +38,7 @@ step "cargo test nimble-sys pools under UBSan" cargo test -p nimble-sys --featur
 step "cargo build --release ($THUMB)" cargo build --release --no-default-features --target "$THUMB"
 step "generated header is committed" header_is_current
 step "virtual controller harness (pytest)" "$VENV_PY" -m pytest -q tests/harness
+step "peers: our firmware against Bumble host devices" "$VENV_PY" -m pytest -q tests/peer
 step "firmware tests" "$VENV_PY" tests/firmware/run.py
 step "MicroPython multitests" "$VENV_PY" tests/multitest.py
 
