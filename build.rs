@@ -25,6 +25,7 @@ fn main() {
         "port.rs",
         "gatts.rs",
         "gattc.rs",
+        "l2cap.rs",
     ] {
         builder = builder.with_src(crate_dir.join("src").join(file));
     }

@@ -567,6 +567,12 @@ static const mp_rom_map_elem_t ubt_ble_locals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_gattc_read), MP_ROM_PTR(&ubt_ble_gattc_read_obj) },
     { MP_ROM_QSTR(MP_QSTR_gattc_write), MP_ROM_PTR(&ubt_ble_gattc_write_obj) },
     { MP_ROM_QSTR(MP_QSTR_gattc_exchange_mtu), MP_ROM_PTR(&ubt_ble_gattc_exchange_mtu_obj) },
+    // L2CAP methods (l2cap.c)
+    { MP_ROM_QSTR(MP_QSTR_l2cap_listen), MP_ROM_PTR(&ubt_ble_l2cap_listen_obj) },
+    { MP_ROM_QSTR(MP_QSTR_l2cap_connect), MP_ROM_PTR(&ubt_ble_l2cap_connect_obj) },
+    { MP_ROM_QSTR(MP_QSTR_l2cap_disconnect), MP_ROM_PTR(&ubt_ble_l2cap_disconnect_obj) },
+    { MP_ROM_QSTR(MP_QSTR_l2cap_send), MP_ROM_PTR(&ubt_ble_l2cap_send_obj) },
+    { MP_ROM_QSTR(MP_QSTR_l2cap_recvinto), MP_ROM_PTR(&ubt_ble_l2cap_recvinto_obj) },
 };
 static MP_DEFINE_CONST_DICT(ubt_ble_locals, ubt_ble_locals_table);
 

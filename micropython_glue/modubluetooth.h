@@ -49,4 +49,12 @@ extern const mp_obj_fun_builtin_var_t ubt_ble_gatts_indicate_obj;
 extern const mp_obj_fun_builtin_var_t ubt_ble_gatts_set_buffer_obj;
 // --- end GATT server ---------------------------------------------------------------------------
 
+// --- L2CAP channels (l2cap.c): method objects for modubluetooth.c's locals table ------------
+extern const mp_obj_fun_builtin_fixed_t ubt_ble_l2cap_listen_obj;
+extern const mp_obj_fun_builtin_var_t ubt_ble_l2cap_connect_obj;
+extern const mp_obj_fun_builtin_fixed_t ubt_ble_l2cap_disconnect_obj;
+extern const mp_obj_fun_builtin_var_t ubt_ble_l2cap_send_obj;
+extern const mp_obj_fun_builtin_var_t ubt_ble_l2cap_recvinto_obj;
+// --- end L2CAP channels ------------------------------------------------------------------------
+
 #endif // UBT_MODUBLUETOOTH_H

@@ -361,4 +361,33 @@ ubt_status_t ubt_gattc_write(uint16_t conn_handle,
 // `gattc_exchange_mtu(conn_handle)`.
 ubt_status_t ubt_gattc_exchange_mtu(uint16_t conn_handle);
 
+// `l2cap_listen(psm, mtu)`; `mtu` already clamped by [`ubt_l2cap_clamp_mtu`].
+ubt_status_t ubt_l2cap_listen(uint16_t psm, uint16_t mtu);
+
+// `l2cap_connect(conn_handle, psm, mtu)`.
+ubt_status_t ubt_l2cap_connect(uint16_t conn_handle, uint16_t psm, uint16_t mtu);
+
+// `l2cap_disconnect(conn_handle, cid)`.
+ubt_status_t ubt_l2cap_disconnect(uint16_t conn_handle, uint16_t cid);
+
+// The script's `mtu` argument clamped to 32..=65535, as the C module does.
+uint16_t ubt_l2cap_clamp_mtu(int64_t mtu);
+
+// `l2cap_send(conn_handle, cid, data)`; `*more` is the method's bool result.
+//
+// # Safety
+// `data` must be valid for reads of `len` bytes (or `len` 0); `more` must be writable.
+ubt_status_t ubt_l2cap_send(uint16_t conn_handle,
+                            uint16_t cid,
+                            const uint8_t *data,
+                            size_t len,
+                            bool *more);
+
+// `l2cap_recvinto(conn_handle, cid, buf)`; `buf` null for `None`. `*len` is the buffer's
+// size on entry and the result on return.
+//
+// # Safety
+// `buf` must be null or valid for writes of `*len` bytes; `len` must be valid.
+ubt_status_t ubt_l2cap_recvinto(uint16_t conn_handle, uint16_t cid, uint8_t *buf, size_t *len);
+
 #endif  /* UBLUETOOTH_H */

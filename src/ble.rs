@@ -134,6 +134,7 @@ pub fn start_begin() -> Status {
     npl::reset();
     hci::transport::reset();
     crate::gattc::reset();
+    crate::l2cap::reset();
     // If the UART does not open the host never syncs and start-up times out, as in the C module.
     let _ = port::uart_open();
     set_state(StackState::WaitingForSync);
@@ -210,6 +211,7 @@ pub fn stop_finish() {
 fn force_off() {
     set_state(StackState::Off);
     crate::gatts::on_stop();
+    crate::l2cap::reset();
     port::uart_close();
     npl::reset();
     hci::transport::reset();
@@ -231,6 +233,8 @@ pub fn poll() {
     npl::run_all_events();
     drain_rx();
     npl::set_in_poll(false);
+    // NimBLE's shared pool may have drained since a send backed off (spec §10).
+    crate::l2cap::check_mem_unstall();
 }
 
 fn drain_rx() {

@@ -17,6 +17,7 @@ pub mod gattc;
 pub mod gatts;
 pub mod global;
 pub mod hci;
+pub mod l2cap;
 pub mod npl;
 pub mod port;
 pub mod uuid;
