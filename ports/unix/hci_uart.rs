@@ -400,6 +400,42 @@ fn reader_loop(fd: i32, shared: Arc<Shared>, mut waker: Option<VmWaker>) {
     }
 }
 
+/// Starts the reader thread with every asynchronous signal blocked, so that a signal sent to
+/// the process (Ctrl-C's SIGINT above all) is handled on a MicroPython thread: MicroPython's
+/// SIGINT handler raises KeyboardInterrupt right there and crashes on a thread without VM
+/// state. The kernel hands such a signal to another thread whenever the main thread already
+/// has one pending, which our wake-up signal makes common.
+fn spawn_without_signals(f: impl FnOnce() + Send + 'static) -> Option<JoinHandle<()>> {
+    // SAFETY: `all` and `old` are signal sets we own, initialised by sigfillset and
+    // pthread_sigmask before use; the calling thread's mask is restored before returning
+    // (the new thread inherits the blocked one).
+    unsafe {
+        let mut all: libc::sigset_t = core::mem::zeroed();
+        libc::sigfillset(&mut all);
+        // Faults are delivered to the faulting thread and can't be deferred.
+        for sig in [
+            libc::SIGSEGV,
+            libc::SIGBUS,
+            libc::SIGFPE,
+            libc::SIGILL,
+            libc::SIGTRAP,
+            libc::SIGSYS,
+        ] {
+            libc::sigdelset(&mut all, sig);
+        }
+        let mut old: libc::sigset_t = core::mem::zeroed();
+        let blocked = libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old) == 0;
+        let reader = std::thread::Builder::new()
+            .name("hci-uart-rx".into())
+            .spawn(f)
+            .ok();
+        if blocked {
+            libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
+        }
+        reader
+    }
+}
+
 /// Opens and configures the tty and starts the reader thread.
 pub fn uart_open() -> bool {
     uart_close();
@@ -433,10 +469,7 @@ pub fn uart_open() -> bool {
         stop: AtomicBool::new(false),
     });
     let thread_shared = shared.clone();
-    let reader = std::thread::Builder::new()
-        .name("hci-uart-rx".into())
-        .spawn(move || reader_loop(fd, thread_shared, waker))
-        .ok();
+    let reader = spawn_without_signals(move || reader_loop(fd, thread_shared, waker));
     if reader.is_none() {
         // SAFETY: `fd` was opened above and is not shared with anyone yet.
         unsafe { libc::close(fd) };
