@@ -31,8 +31,6 @@ from vlink import VLink  # noqa: E402
 
 FIRMWARE = os.path.join(ROOT, 'build', 'unix', 'micropython')
 
-pytestmark = pytest.mark.skipif(not os.path.exists(FIRMWARE),
-                                reason='build the firmware first (make unix)')
 
 Props = Characteristic.Properties
 RW = Characteristic.READABLE | Characteristic.WRITEABLE

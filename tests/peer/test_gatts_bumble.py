@@ -31,8 +31,6 @@ from vlink import VLink  # noqa: E402
 
 FIRMWARE = os.environ.get('UBT_FIRMWARE', os.path.join(ROOT, 'build', 'unix', 'micropython'))
 
-pytestmark = pytest.mark.skipif(not os.path.exists(FIRMWARE),
-                                reason='build/unix/micropython not built (make unix)')
 
 UUID_FMT = 'a0b4{:04x}-926d-4d61-98df-8c5c62ee53b3'
 STEP_TIMEOUT_S = 10.0

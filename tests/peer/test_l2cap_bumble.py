@@ -36,8 +36,6 @@ from vlink import VLink  # noqa: E402
 
 FIRMWARE = os.path.join(ROOT, 'build', 'unix', 'micropython')
 
-pytestmark = pytest.mark.skipif(not os.path.exists(FIRMWARE),
-                                reason='build the firmware first (make unix)')
 
 PSM = 0x85
 UNSERVED_PSM = 0x99
