@@ -1,11 +1,14 @@
 //! MicroPython's `bluetooth` module (`ubluetooth`) on the Apache NimBLE host.
 //!
 //! The C shim in `micropython_glue/` parses Python arguments and raises exceptions; everything
-//! else lives here: the BLE stack's lifecycle and operations ([`ble`]), the events handed to
-//! the Python handler ([`events`]), the UUID type ([`uuid`]), NimBLE's porting layer ([`npl`])
-//! and its HCI transport over H4 ([`hci`]). [`ffi`] is the only surface the shim calls.
+//! else lives here: the BLE stack's lifecycle and GAP ([`ble`]), the GATT server ([`gatts`])
+//! and client ([`gattc`]), L2CAP channels ([`l2cap`]), the events handed to the Python handler
+//! ([`events`]), the UUID type ([`uuid`]), NimBLE's porting layer ([`npl`]) and its HCI
+//! transport over H4 ([`hci`]). [`ffi`] and the `ubt_*` functions of the GATT and L2CAP
+//! modules are the surface the shim calls.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;
 
