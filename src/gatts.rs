@@ -803,11 +803,10 @@ pub fn write(handle: u16, data: &[u8], send_update: bool) -> Result<(), Status> 
     if send_update {
         // Subscribed peers are notified from a later poll; NimBLE reads the value back
         // through access_cb then. No SERVER borrow is held here.
+        // NimBLE queues the notifications as a host event; queueing it outside a poll
+        // requests one (npl::ble_npl_eventq_put), so they leave without other traffic.
         // SAFETY: plain NimBLE call on the NimBLE thread.
         unsafe { ns::ble_gatts_chr_updated(handle) };
-        // NimBLE only queued an event on its host queue: ask for the poll that runs it,
-        // since no controller traffic or timer may come along to trigger one.
-        crate::ffi::request_poll();
     }
     Ok(())
 }
