@@ -207,8 +207,9 @@ static mp_obj_t ubt_irq_arg_to_obj(const ubt_irq_arg_t *arg, mp_obj_array_t **vi
 
 // Calls the handler as handler(event, tuple). Never lets an exception escape: on error it
 // prints it, as the C module does, and removes the handler.
-ubt_irq_result_t ubt_glue_irq(uint16_t event, const ubt_irq_arg_t *args, size_t n_args) {
-    ubt_irq_result_t result = { .handled = false, .value = 0 };
+ubt_irq_result_t ubt_glue_irq(uint16_t event, const ubt_irq_arg_t *args, size_t n_args,
+    uint8_t *out, size_t out_cap) {
+    ubt_irq_result_t result = { .handled = false, .value = 0, .out_len = -1 };
     if (ubt_vm_gone || n_args > UBT_IRQ_MAX_ARGS) {
         return result;
     }
@@ -233,7 +234,18 @@ ubt_irq_result_t ubt_glue_irq(uint16_t event, const ubt_irq_arg_t *args, size_t 
         mp_obj_t data = mp_obj_new_tuple(n_args, items);
         mp_obj_t ret = mp_call_function_2(handler, MP_OBJ_NEW_SMALL_INT(event), data);
         mp_int_t value = 0;
-        if (ret != mp_const_none && !mp_obj_get_int_maybe(ret, &value)) {
+        if (out != NULL) {
+            // The handler answers with a buffer (GET_SECRET): copy it while it is alive.
+            mp_buffer_info_t bufinfo;
+            if (ret != mp_const_none && mp_get_buffer(ret, &bufinfo, MP_BUFFER_READ)) {
+                memcpy(out, bufinfo.buf, MIN(bufinfo.len, out_cap));
+                result.out_len = (int64_t)bufinfo.len;
+            } else if (ret != mp_const_none) {
+                // The C module raises TypeError here outside its guard, which breaks the stack;
+                // report it like a handler error and treat it as "not found".
+                mp_printf(MICROPY_ERROR_PRINTER, "TypeError: secret must be a buffer or None\n");
+            }
+        } else if (ret != mp_const_none && !mp_obj_get_int_maybe(ret, &value)) {
             value = 0;
         }
         nlr_pop();
@@ -545,6 +557,21 @@ static mp_obj_t ubt_meth_gap_disconnect(mp_obj_t self_in, mp_obj_t conn_handle_i
 }
 static MP_DEFINE_CONST_FUN_OBJ_2(ubt_ble_gap_disconnect_obj, ubt_meth_gap_disconnect);
 
+static mp_obj_t ubt_meth_gap_pair(mp_obj_t self_in, mp_obj_t conn_handle_in) {
+    (void)self_in;
+    ubt_check(ubt_ble_gap_pair((uint16_t)mp_obj_get_int(conn_handle_in)));
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(ubt_ble_gap_pair_obj, ubt_meth_gap_pair);
+
+static mp_obj_t ubt_meth_gap_passkey(size_t n_args, const mp_obj_t *args) {
+    (void)n_args;
+    ubt_check(ubt_ble_gap_passkey((uint16_t)mp_obj_get_int(args[1]),
+        (uint8_t)mp_obj_get_int(args[2]), (uint32_t)mp_obj_get_int(args[3])));
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(ubt_ble_gap_passkey_obj, 4, 4, ubt_meth_gap_passkey);
+
 static const mp_rom_map_elem_t ubt_ble_locals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_active), MP_ROM_PTR(&ubt_ble_active_obj) },
     { MP_ROM_QSTR(MP_QSTR_config), MP_ROM_PTR(&ubt_ble_config_obj) },
@@ -553,6 +580,8 @@ static const mp_rom_map_elem_t ubt_ble_locals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_gap_scan), MP_ROM_PTR(&ubt_ble_gap_scan_obj) },
     { MP_ROM_QSTR(MP_QSTR_gap_connect), MP_ROM_PTR(&ubt_ble_gap_connect_obj) },
     { MP_ROM_QSTR(MP_QSTR_gap_disconnect), MP_ROM_PTR(&ubt_ble_gap_disconnect_obj) },
+    { MP_ROM_QSTR(MP_QSTR_gap_pair), MP_ROM_PTR(&ubt_ble_gap_pair_obj) },
+    { MP_ROM_QSTR(MP_QSTR_gap_passkey), MP_ROM_PTR(&ubt_ble_gap_passkey_obj) },
     // GATT server methods (gatts.c)
     { MP_ROM_QSTR(MP_QSTR_gatts_register_services), MP_ROM_PTR(&ubt_ble_gatts_register_services_obj) },
     { MP_ROM_QSTR(MP_QSTR_gatts_read), MP_ROM_PTR(&ubt_ble_gatts_read_obj) },

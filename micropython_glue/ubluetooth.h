@@ -95,6 +95,9 @@ typedef struct {
   bool handled;
   // The return value as an int: ints and bools convert; anything else (None included) is 0.
   int64_t value;
+  // With an output buffer: the length of the buffer the handler returned (its first bytes
+  // copied, up to the output's size), or -1 when it returned None or no buffer.
+  int64_t out_len;
 } ubt_irq_result_t;
 
 // One item of an event's `data` tuple.
@@ -212,6 +215,13 @@ ubt_status_t ubt_ble_config_set_mtu(uint16_t mtu);
 // `config(bond=|mitm=|le_secure=|io=)`: stored in NimBLE's host configuration, active or not.
 void ubt_ble_config_set_security(UbtSecurity key, uint8_t value);
 
+// `gap_pair(conn_handle)`.
+ubt_status_t ubt_ble_gap_pair(uint16_t conn_handle);
+
+// `gap_passkey(conn_handle, action, passkey)`; the shim has truncated the values as the C
+// module does (u16, u8, u32).
+ubt_status_t ubt_ble_gap_passkey(uint16_t conn_handle, uint8_t action, uint32_t passkey);
+
 // `gap_advertise(None)`: stops advertising. Never fails.
 ubt_status_t ubt_ble_gap_advertise_stop(void);
 
@@ -253,7 +263,12 @@ ubt_status_t ubt_ble_gap_connect_cancel(void);
 ubt_status_t ubt_ble_gap_disconnect(uint16_t conn_handle, bool *was_connected);
 
 // Calls the registered handler with `(event, tuple(args))` under an exception guard.
-extern ubt_irq_result_t ubt_glue_irq(uint16_t event, const ubt_irq_arg_t *args, size_t n_args);
+// When `out` is not null, a returned buffer is copied into it (up to `out_cap` bytes).
+extern ubt_irq_result_t ubt_glue_irq(uint16_t event,
+                                     const ubt_irq_arg_t *args,
+                                     size_t n_args,
+                                     uint8_t *out,
+                                     size_t out_cap);
 
 // MicroPython's `ticks_ms()`; safe to call from any thread on Unix.
 extern uint32_t ubt_glue_ticks_ms(void);

@@ -92,6 +92,8 @@ extern "C" fn on_sync() {
     }
     select_initial_address();
     set_state(StackState::Active);
+    // After the state change, so the handler's GET_SECRET / SET_SECRET reach the script.
+    crate::security::load_our_irk();
 }
 
 extern "C" fn on_reset(_reason: c_int) {}
@@ -146,6 +148,7 @@ pub fn start_begin() -> Status {
         cfg.sync_cb = Some(on_sync);
         cfg.reset_cb = Some(on_reset);
     }
+    crate::security::configure_host();
     crate::ffi::request_poll();
     crate::error::OK
 }
@@ -472,7 +475,8 @@ impl OurRole {
     }
 }
 
-fn conn_desc(conn_handle: u16) -> Option<ns::ble_gap_conn_desc> {
+/// The connection's descriptor, if NimBLE knows the handle.
+pub fn conn_desc(conn_handle: u16) -> Option<ns::ble_gap_conn_desc> {
     let mut desc = ns::ble_gap_conn_desc::default();
     // SAFETY: `desc` is a valid out-parameter.
     (unsafe { ns::ble_gap_conn_find(conn_handle, &mut desc) } == 0).then_some(desc)
@@ -590,6 +594,21 @@ unsafe fn gap_event(role: OurRole, event: *mut ns::ble_gap_event) -> c_int {
             // SAFETY: tag is NOTIFY_TX.
             let n = unsafe { &u.notify_tx };
             crate::gatts::on_notify_tx(n.conn_handle, n.attr_handle, n.status, n.indication() != 0);
+        }
+        ns::BLE_GAP_EVENT_ENC_CHANGE => {
+            // SAFETY: tag is ENC_CHANGE.
+            let e = unsafe { &u.enc_change };
+            crate::security::on_enc_change(e.conn_handle);
+        }
+        ns::BLE_GAP_EVENT_PASSKEY_ACTION => {
+            // SAFETY: tag is PASSKEY_ACTION.
+            let p = unsafe { &u.passkey };
+            crate::security::on_passkey_action(p.conn_handle, p.params.action, p.params.numcmp);
+        }
+        ns::BLE_GAP_EVENT_REPEAT_PAIRING => {
+            // SAFETY: tag is REPEAT_PAIRING.
+            let r = unsafe { &u.repeat_pairing };
+            return crate::security::on_repeat_pairing(r.conn_handle);
         }
         _ => {}
     }
@@ -762,21 +781,4 @@ unsafe extern "C" fn gap_scan_cb(event: *mut ns::ble_gap_event, _arg: *mut c_voi
         _ => {}
     }
     0
-}
-
-// --- Security settings ------------------------------------------------------------------------------
-
-/// `config(bond=|mitm=|le_secure=|io=)`: written into NimBLE's host configuration, which keeps
-/// them across restarts (spec §5.2). Booleans arrive as 0/1; `io` is the raw u8.
-pub fn set_security(key: crate::ffi::UbtSecurityKey, value: u8) {
-    use crate::ffi::UbtSecurityKey as K;
-    // SAFETY: `ble_hs_cfg` is NimBLE's global configuration, only touched on this thread; the
-    // host reads these fields when a pairing starts.
-    let cfg = unsafe { &mut *ptr::addr_of_mut!(ns::ble_hs_cfg) };
-    match key {
-        K::Bond => cfg.set_sm_bonding(u32::from(value != 0) as _),
-        K::Mitm => cfg.set_sm_mitm(u32::from(value != 0) as _),
-        K::LeSecure => cfg.set_sm_sc(u32::from(value != 0) as _),
-        K::Io => cfg.sm_io_cap = value,
-    }
 }

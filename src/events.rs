@@ -152,16 +152,43 @@ pub struct IrqResult {
     pub handled: bool,
     /// The return value as an int: ints and bools convert; anything else (None included) is 0.
     pub value: i64,
+    /// With an output buffer: the length of the buffer the handler returned (its first bytes
+    /// copied, up to the output's size), or -1 when it returned None or no buffer.
+    pub out_len: i64,
 }
 
 extern "C" {
     /// Calls the registered handler with `(event, tuple(args))` under an exception guard.
-    fn ubt_glue_irq(event: u16, args: *const IrqArg, n_args: usize) -> IrqResult;
+    /// When `out` is not null, a returned buffer is copied into it (up to `out_cap` bytes).
+    fn ubt_glue_irq(
+        event: u16,
+        args: *const IrqArg,
+        n_args: usize,
+        out: *mut u8,
+        out_cap: usize,
+    ) -> IrqResult;
 }
 
 /// Calls the Python handler for `event` with `args`. Never unwinds into Rust.
 pub fn dispatch(event: u16, args: &[IrqArg]) -> IrqResult {
     // SAFETY: `args` and the memory its items point to are valid for the duration of the call,
     // and the shim never raises past its own nlr guard (design rules 1 and 2).
-    unsafe { ubt_glue_irq(event, args.as_ptr(), args.len()) }
+    unsafe { ubt_glue_irq(event, args.as_ptr(), args.len(), ptr::null_mut(), 0) }
+}
+
+/// Calls the handler for an event that answers with a buffer (`_IRQ_GET_SECRET`): `Some(n)`
+/// when it returned a buffer of exactly `out.len()` bytes, now in `out`; `None` for None, any
+/// other length or no handler.
+pub fn dispatch_for_buffer(event: u16, args: &[IrqArg], out: &mut [u8]) -> Option<usize> {
+    // SAFETY: as in `dispatch`; `out` is writable for `out.len()` bytes during the call.
+    let r = unsafe {
+        ubt_glue_irq(
+            event,
+            args.as_ptr(),
+            args.len(),
+            out.as_mut_ptr(),
+            out.len(),
+        )
+    };
+    (r.handled && r.out_len == out.len() as i64).then_some(out.len())
 }

@@ -282,7 +282,20 @@ pub enum UbtSecurityKey {
 /// `config(bond=|mitm=|le_secure=|io=)`: stored in NimBLE's host configuration, active or not.
 #[no_mangle]
 pub extern "C" fn ubt_ble_config_set_security(key: UbtSecurityKey, value: u8) {
-    ble::set_security(key, value)
+    crate::security::set(key, value)
+}
+
+/// `gap_pair(conn_handle)`.
+#[no_mangle]
+pub extern "C" fn ubt_ble_gap_pair(conn_handle: u16) -> Status {
+    status(crate::security::pair(conn_handle))
+}
+
+/// `gap_passkey(conn_handle, action, passkey)`; the shim has truncated the values as the C
+/// module does (u16, u8, u32).
+#[no_mangle]
+pub extern "C" fn ubt_ble_gap_passkey(conn_handle: u16, action: u8, passkey: u32) -> Status {
+    status(crate::security::passkey(conn_handle, action, passkey))
 }
 
 // --- GAP ----------------------------------------------------------------------------------------

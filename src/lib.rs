@@ -23,6 +23,7 @@ pub mod hci;
 pub mod l2cap;
 pub mod npl;
 pub mod port;
+pub mod security;
 pub mod uuid;
 
 #[cfg(test)]

@@ -17,6 +17,12 @@ extern "C" fn ubt_glue_schedule_poll() -> bool {
 }
 
 #[no_mangle]
-extern "C" fn ubt_glue_irq(_event: u16, _args: *const IrqArg, _n_args: usize) -> IrqResult {
+extern "C" fn ubt_glue_irq(
+    _event: u16,
+    _args: *const IrqArg,
+    _n_args: usize,
+    _out: *mut u8,
+    _out_cap: usize,
+) -> IrqResult {
     IrqResult::default()
 }

@@ -1,0 +1,379 @@
+//! Pairing, bonding and the key store (spec §11): `gap_pair`, `gap_passkey`, the `bond`, `mitm`,
+//! `le_secure` and `io` settings, events 28–31, and NimBLE's store callbacks, which the script
+//! answers through `_IRQ_GET_SECRET` / `_IRQ_SET_SECRET`.
+//!
+//! Records are NimBLE's security-value struct byte for byte (80 bytes), keyed by the peer's
+//! address type and address (7 bytes), as MicroPython's C module stores them, so scripts and
+//! bond files written for it keep working. Our IRK is sec_type 10 under the key `b'irk'`.
+//!
+//! Differences from the C module, following the API document: `le_secure` defaults to False
+//! (legacy pairing allowed); `_IRQ_PASSKEY_ACTION` is raised in both roles, so a central can
+//! enter or compare a passkey too; `gap_pair` and `gap_passkey` check that the stack is active.
+
+use core::ffi::c_int;
+use core::mem;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use nimble_sys as ns;
+
+use crate::ble;
+use crate::error::{check, errno, Status};
+use crate::events::{self, IrqArg};
+
+/// `_IRQ_GET_SECRET` / `_IRQ_SET_SECRET` type of our own IRK (MicroPython's own number).
+pub const SEC_TYPE_OUR_IRK: u8 = 10;
+/// The key our IRK is stored under.
+pub const OUR_IRK_KEY: &[u8] = b"irk";
+/// Length of an IRK.
+pub const IRK_LEN: usize = 16;
+/// Length of a security record (NimBLE's `ble_store_value_sec`).
+pub const SEC_RECORD_LEN: usize = mem::size_of::<ns::ble_store_value_sec>();
+/// Length of a record key: address type then the 6 address bytes (little-endian).
+pub const SEC_KEY_LEN: usize = 7;
+
+/// `gap_passkey` actions (`_PASSKEY_ACTION_*`).
+pub const PASSKEY_ACTION_INPUT: u8 = 2;
+/// Show the passkey we pass.
+pub const PASSKEY_ACTION_DISPLAY: u8 = 3;
+/// Numeric comparison: accept or reject.
+pub const PASSKEY_ACTION_NUMERIC_COMPARISON: u8 = 4;
+
+// NimBLE functions not in its public headers, which the C module uses the same way.
+extern "C" {
+    fn ble_hs_hci_util_rand(dst: *mut core::ffi::c_void, len: c_int) -> c_int;
+    fn ble_hs_pvcy_set_our_irk(irk: *const u8) -> c_int;
+}
+
+// --- Pure helpers ------------------------------------------------------------------------------
+
+/// The 7-byte key of a security record: address type, then the address as NimBLE holds it.
+pub fn record_key(addr: &ns::ble_addr_t) -> [u8; SEC_KEY_LEN] {
+    let mut key = [0u8; SEC_KEY_LEN];
+    key[0] = addr.type_;
+    key[1..].copy_from_slice(&addr.val);
+    key
+}
+
+/// Whether a store lookup names no peer ("the index-th record of this type").
+pub fn is_any_addr(addr: &ns::ble_addr_t) -> bool {
+    addr.type_ == 0 && addr.val == [0; 6]
+}
+
+/// What `gap_passkey` injects into NimBLE's security manager.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PasskeyReply {
+    /// The passkey typed in or shown (actions INPUT and DISPLAY).
+    Passkey(u32),
+    /// The numeric comparison's answer.
+    Compare(bool),
+}
+
+/// Validates `gap_passkey`'s action: any action but INPUT, DISPLAY and NUMCMP is `EINVAL`.
+pub fn passkey_reply(action: u8, passkey: u32) -> Result<PasskeyReply, Status> {
+    match action {
+        PASSKEY_ACTION_INPUT | PASSKEY_ACTION_DISPLAY => Ok(PasskeyReply::Passkey(passkey)),
+        PASSKEY_ACTION_NUMERIC_COMPARISON => Ok(PasskeyReply::Compare(passkey != 0)),
+        _ => Err(errno::EINVAL),
+    }
+}
+
+// --- Settings ------------------------------------------------------------------------------------
+
+/// Set once the API document's defaults have been written over NimBLE's syscfg ones.
+static DEFAULTS_APPLIED: AtomicBool = AtomicBool::new(false);
+
+/// NimBLE's host configuration, only touched on the NimBLE thread.
+fn hs_cfg() -> &'static mut ns::ble_hs_cfg {
+    // SAFETY: `ble_hs_cfg` is NimBLE's global configuration; it is only read and written on the
+    // NimBLE thread (the VM thread), and no reference to it is kept across calls.
+    unsafe { &mut *core::ptr::addr_of_mut!(ns::ble_hs_cfg) }
+}
+
+/// Applies the defaults once: `le_secure` False (the API document; the C module has True).
+fn ensure_defaults() {
+    if !DEFAULTS_APPLIED.swap(true, Ordering::AcqRel) {
+        hs_cfg().set_sm_sc(0);
+    }
+}
+
+/// `config(bond=|mitm=|le_secure=|io=)`: written into NimBLE's host configuration, which keeps
+/// them across restarts (spec §5.2). Booleans arrive as 0/1; `io` is the raw u8.
+pub fn set(key: crate::ffi::UbtSecurityKey, value: u8) {
+    use crate::ffi::UbtSecurityKey as K;
+    ensure_defaults();
+    let cfg = hs_cfg();
+    match key {
+        K::Bond => cfg.set_sm_bonding(u32::from(value != 0) as _),
+        K::Mitm => cfg.set_sm_mitm(u32::from(value != 0) as _),
+        K::LeSecure => cfg.set_sm_sc(u32::from(value != 0) as _),
+        K::Io => cfg.sm_io_cap = value,
+    }
+}
+
+/// Before the host starts: key distribution and the store callbacks (spec §11).
+pub fn configure_host() {
+    ensure_defaults();
+    let cfg = hs_cfg();
+    let dist = (ns::BLE_SM_PAIR_KEY_DIST_ENC
+        | ns::BLE_SM_PAIR_KEY_DIST_ID
+        | ns::BLE_SM_PAIR_KEY_DIST_SIGN) as u8;
+    cfg.sm_our_key_dist = dist;
+    cfg.sm_their_key_dist = dist;
+    cfg.store_read_cb = Some(store_read);
+    cfg.store_write_cb = Some(store_write);
+    cfg.store_delete_cb = Some(store_delete);
+    cfg.store_status_cb = Some(ns::ble_store_util_status_rr);
+    cfg.store_status_arg = core::ptr::null_mut();
+}
+
+/// At sync: our IRK from the script, or a new one it is asked to keep (spec §11 steps 2–4).
+pub fn load_our_irk() {
+    let mut irk = [0u8; IRK_LEN];
+    let found = events::dispatch_for_buffer(
+        events::IRQ_GET_SECRET,
+        &[
+            IrqArg::int(SEC_TYPE_OUR_IRK.into()),
+            IrqArg::int(0),
+            IrqArg::bytes(OUR_IRK_KEY),
+        ],
+        &mut irk,
+    )
+    .is_some();
+    if !found {
+        // SAFETY: `irk` is writable for IRK_LEN bytes; a blocking HCI command is allowed here.
+        if unsafe { ble_hs_hci_util_rand(irk.as_mut_ptr().cast(), IRK_LEN as c_int) } != 0 {
+            return;
+        }
+        let kept = events::dispatch(
+            events::IRQ_SET_SECRET,
+            &[
+                IrqArg::int(SEC_TYPE_OUR_IRK.into()),
+                IrqArg::bytes(OUR_IRK_KEY),
+                IrqArg::bytes(&irk),
+            ],
+        );
+        if !(kept.handled && kept.value != 0) {
+            // Not stored: keep NimBLE's built-in IRK, as the C module does.
+            return;
+        }
+    }
+    // SAFETY: `irk` holds IRK_LEN bytes; NimBLE copies them.
+    let _ = unsafe { ble_hs_pvcy_set_our_irk(irk.as_ptr()) };
+}
+
+// --- Store callbacks ---------------------------------------------------------------------------
+
+fn is_sec_type(obj_type: c_int) -> bool {
+    obj_type == ns::BLE_STORE_OBJ_TYPE_OUR_SEC as c_int
+        || obj_type == ns::BLE_STORE_OBJ_TYPE_PEER_SEC as c_int
+}
+
+unsafe extern "C" fn store_read(
+    obj_type: c_int,
+    key: *const ns::ble_store_key,
+    dst: *mut ns::ble_store_value,
+) -> c_int {
+    // CCCD records never reach the script (spec §11), and nothing does while stopping.
+    if !is_sec_type(obj_type) || key.is_null() || dst.is_null() || !ble::is_active() {
+        return ns::BLE_HS_ENOENT as c_int;
+    }
+    // SAFETY: NimBLE passes a valid security key for these object types.
+    let key = unsafe { &(*key).sec };
+    let addr_key = record_key(&key.peer_addr);
+    let key_arg = if is_any_addr(&key.peer_addr) {
+        IrqArg::none()
+    } else {
+        IrqArg::bytes(&addr_key)
+    };
+    let mut record = [0u8; SEC_RECORD_LEN];
+    let found = events::dispatch_for_buffer(
+        events::IRQ_GET_SECRET,
+        &[
+            IrqArg::int(obj_type.into()),
+            IrqArg::int(key.idx.into()),
+            key_arg,
+        ],
+        &mut record,
+    );
+    if found.is_none() {
+        return ns::BLE_HS_ENOENT as c_int;
+    }
+    // SAFETY: `dst` is NimBLE's writable value; the record is exactly its `sec` member's size,
+    // and any byte pattern is a valid `ble_store_value_sec` (integers, arrays, bitfields).
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            record.as_ptr(),
+            core::ptr::addr_of_mut!((*dst).sec).cast::<u8>(),
+            SEC_RECORD_LEN,
+        )
+    };
+    0
+}
+
+unsafe extern "C" fn store_write(obj_type: c_int, val: *const ns::ble_store_value) -> c_int {
+    if !is_sec_type(obj_type) || val.is_null() {
+        // CCCD writes are dropped silently (spec §11).
+        return 0;
+    }
+    if !ble::is_active() {
+        return ns::BLE_HS_ESTORE_CAP as c_int;
+    }
+    // SAFETY: NimBLE passes a valid security value for these object types.
+    let sec = unsafe { &(*val).sec };
+    let key = record_key(&sec.peer_addr);
+    // SAFETY: the record is plain data of SEC_RECORD_LEN bytes, readable as bytes.
+    let record = unsafe {
+        core::slice::from_raw_parts(
+            (sec as *const ns::ble_store_value_sec).cast::<u8>(),
+            SEC_RECORD_LEN,
+        )
+    };
+    let r = events::dispatch(
+        events::IRQ_SET_SECRET,
+        &[
+            IrqArg::int(obj_type.into()),
+            IrqArg::bytes(&key),
+            IrqArg::bytes(record),
+        ],
+    );
+    if r.handled && r.value != 0 {
+        0
+    } else {
+        ns::BLE_HS_ESTORE_CAP as c_int
+    }
+}
+
+unsafe extern "C" fn store_delete(obj_type: c_int, key: *const ns::ble_store_key) -> c_int {
+    if !is_sec_type(obj_type) || key.is_null() || !ble::is_active() {
+        return ns::BLE_HS_ENOENT as c_int;
+    }
+    // SAFETY: NimBLE passes a valid security key for these object types.
+    let key = record_key(unsafe { &(*key).sec.peer_addr });
+    let r = events::dispatch(
+        events::IRQ_SET_SECRET,
+        &[
+            IrqArg::int(obj_type.into()),
+            IrqArg::bytes(&key),
+            IrqArg::none(),
+        ],
+    );
+    if r.handled && r.value != 0 {
+        0
+    } else {
+        ns::BLE_HS_ENOENT as c_int
+    }
+}
+
+// --- GAP events ----------------------------------------------------------------------------------
+
+/// `_IRQ_ENCRYPTION_UPDATE` after an encryption change (either role; failures show encrypted=0).
+pub fn on_enc_change(conn_handle: u16) {
+    let Some(desc) = ble::conn_desc(conn_handle) else {
+        return;
+    };
+    let s = desc.sec_state;
+    events::dispatch(
+        events::IRQ_ENCRYPTION_UPDATE,
+        &[
+            IrqArg::int(conn_handle.into()),
+            IrqArg::int(i64::from(s.encrypted())),
+            IrqArg::int(i64::from(s.authenticated())),
+            IrqArg::int(i64::from(s.bonded())),
+            IrqArg::int(i64::from(s.key_size())),
+        ],
+    );
+}
+
+/// `_IRQ_PASSKEY_ACTION`: the script answers with `gap_passkey`, now or later.
+pub fn on_passkey_action(conn_handle: u16, action: u8, numcmp: u32) {
+    let passkey = if action == PASSKEY_ACTION_NUMERIC_COMPARISON {
+        numcmp
+    } else {
+        0
+    };
+    events::dispatch(
+        events::IRQ_PASSKEY_ACTION,
+        &[
+            IrqArg::int(conn_handle.into()),
+            IrqArg::int(action.into()),
+            IrqArg::int(passkey.into()),
+        ],
+    );
+}
+
+/// A bonded peer pairs again: forget the old bond and let the pairing go on.
+pub fn on_repeat_pairing(conn_handle: u16) -> c_int {
+    if let Some(desc) = ble::conn_desc(conn_handle) {
+        // SAFETY: plain NimBLE call with a valid address; it deletes through our store.
+        let _ = unsafe { ns::ble_store_util_delete_peer(&desc.peer_id_addr) };
+    }
+    ns::BLE_GAP_REPEAT_PAIRING_RETRY as c_int
+}
+
+// --- Operations ------------------------------------------------------------------------------------
+
+/// `gap_pair(conn_handle)`: starts pairing (or encryption with a bond's keys).
+pub fn pair(conn_handle: u16) -> Result<(), Status> {
+    if !ble::is_active() {
+        return Err(errno::ENODEV);
+    }
+    // SAFETY: plain NimBLE call on the NimBLE thread.
+    check(unsafe { ns::ble_gap_security_initiate(conn_handle) })
+}
+
+/// `gap_passkey(conn_handle, action, passkey)`.
+pub fn passkey(conn_handle: u16, action: u8, passkey: u32) -> Result<(), Status> {
+    if !ble::is_active() {
+        return Err(errno::ENODEV);
+    }
+    let mut io = ns::ble_sm_io {
+        action,
+        ..Default::default()
+    };
+    match passkey_reply(action, passkey)? {
+        PasskeyReply::Passkey(p) => io.__bindgen_anon_1.passkey = p,
+        PasskeyReply::Compare(ok) => io.__bindgen_anon_1.numcmp_accept = u8::from(ok),
+    }
+    // SAFETY: `io` is a valid, initialised request; NimBLE only reads it.
+    check(unsafe { ns::ble_sm_inject_io(conn_handle, &mut io) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_is_the_c_modules_80_bytes() {
+        assert_eq!(SEC_RECORD_LEN, 80);
+        let v = ns::ble_store_value_sec::default();
+        let base = &v as *const _ as usize;
+        assert_eq!(&v.key_size as *const _ as usize - base, 7);
+        assert_eq!(&v.ediv as *const _ as usize - base, 8);
+        assert_eq!(&v.rand_num as *const _ as usize - base, 16);
+        assert_eq!(&v.ltk as *const _ as usize - base, 24);
+        assert_eq!(&v.irk as *const _ as usize - base, 41);
+        assert_eq!(&v.csrk as *const _ as usize - base, 58);
+    }
+
+    #[test]
+    fn record_key_is_type_then_address() {
+        let addr = ns::ble_addr_t {
+            type_: 1,
+            val: [1, 2, 3, 4, 5, 6],
+        };
+        assert_eq!(record_key(&addr), [1, 1, 2, 3, 4, 5, 6]);
+        assert!(!is_any_addr(&addr));
+        assert!(is_any_addr(&ns::ble_addr_t::default()));
+    }
+
+    #[test]
+    fn passkey_actions() {
+        assert_eq!(passkey_reply(2, 123456), Ok(PasskeyReply::Passkey(123456)));
+        assert_eq!(passkey_reply(3, 42), Ok(PasskeyReply::Passkey(42)));
+        assert_eq!(passkey_reply(4, 1), Ok(PasskeyReply::Compare(true)));
+        assert_eq!(passkey_reply(4, 0), Ok(PasskeyReply::Compare(false)));
+        for bad in [0, 1, 5, 255] {
+            assert_eq!(passkey_reply(bad, 1), Err(errno::EINVAL));
+        }
+    }
+}
