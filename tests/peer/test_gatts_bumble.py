@@ -12,7 +12,6 @@ Run: .cache/venv/bin/python -m pytest tests/peer -q    (needs build/unix/micropy
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import sys
 
@@ -29,11 +28,9 @@ from bumble.transport import open_transport  # noqa: E402
 
 from vlink import VLink  # noqa: E402
 
-FIRMWARE = os.environ.get('UBT_FIRMWARE', os.path.join(ROOT, 'build', 'unix', 'micropython'))
-
+from fwproc import STEP_TIMEOUT_S, Firmware, run_async  # noqa: E402
 
 UUID_FMT = 'a0b4{:04x}-926d-4d61-98df-8c5c62ee53b3'
-STEP_TIMEOUT_S = 10.0
 
 FW_SCRIPT = r'''
 import bluetooth
@@ -171,87 +168,6 @@ while True:
 ble.active(False)
 print('done')
 '''
-
-
-def run_async(timeout):
-    def decorate(fn):
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            asyncio.run(asyncio.wait_for(fn(*args, **kwargs), timeout))
-        return wrapper
-    return decorate
-
-
-class Firmware:
-    """One firmware process; its stdout lines as they arrive."""
-
-    def __init__(self) -> None:
-        self.proc: asyncio.subprocess.Process | None = None
-        self.lines: list[str] = []
-        self._consumed: set[int] = set()  # indices of lines expect() returned
-        self._changed = asyncio.Event()
-        self._reader: asyncio.Task | None = None
-
-    async def start(self, script: str, uart: str) -> None:
-        env = dict(os.environ, MICROPYBTUART=uart)
-        self.proc = await asyncio.create_subprocess_exec(
-            FIRMWARE, script, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        while line := await self.proc.stdout.readline():
-            self.lines.append(line.decode(errors='replace').rstrip('\n'))
-            self._changed.set()
-        self._changed.set()
-
-    async def expect(self, prefix: str, timeout: float = STEP_TIMEOUT_S) -> str:
-        """The earliest line starting with `prefix` that no earlier expect() returned,
-        waiting for it if needed."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            for i, line in enumerate(self.lines):
-                if i not in self._consumed and line.startswith(prefix):
-                    self._consumed.add(i)
-                    return line
-            if self._reader is not None and self._reader.done():
-                raise AssertionError(f'firmware ended before {prefix!r}: {await self.stderr()}'
-                                     f'\n--- stdout:\n' + '\n'.join(self.lines))
-            self._changed.clear()
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise AssertionError(f'no {prefix!r} from the firmware; got:\n'
-                                     + '\n'.join(self.lines))
-            try:
-                await asyncio.wait_for(self._changed.wait(), remaining)
-            except asyncio.TimeoutError:
-                pass
-
-    def since(self, mark: int) -> list[str]:
-        return self.lines[mark:]
-
-    async def stderr(self) -> str:
-        if self.proc is None or self.proc.stderr is None:
-            return ''
-        try:
-            data = await asyncio.wait_for(self.proc.stderr.read(), 2)
-        except asyncio.TimeoutError:
-            return ''
-        return data.decode(errors='replace')
-
-    async def stop(self) -> int | None:
-        if self.proc is None:
-            return None
-        try:
-            await asyncio.wait_for(self.proc.wait(), 5)
-        except asyncio.TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
-        if self._reader is not None:
-            await self._reader
-        return self.proc.returncode
 
 
 @run_async(90)
