@@ -63,6 +63,12 @@ pub fn is_active() -> bool {
     state() == StackState::Active
 }
 
+/// True while NimBLE runs for a script: syncing at `active(True)` (when it already reads the
+/// key store) or active.
+pub fn host_running() -> bool {
+    matches!(state(), StackState::WaitingForSync | StackState::Active)
+}
+
 fn require_active() -> Result<(), Status> {
     if is_active() {
         Ok(())

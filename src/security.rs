@@ -42,6 +42,7 @@ pub const PASSKEY_ACTION_NUMERIC_COMPARISON: u8 = 4;
 extern "C" {
     fn ble_hs_hci_util_rand(dst: *mut core::ffi::c_void, len: c_int) -> c_int;
     fn ble_hs_pvcy_set_our_irk(irk: *const u8) -> c_int;
+    fn ble_hs_misc_restore_irks() -> c_int;
 }
 
 // --- Pure helpers ------------------------------------------------------------------------------
@@ -157,8 +158,13 @@ pub fn load_our_irk() {
             return;
         }
     }
-    // SAFETY: `irk` holds IRK_LEN bytes; NimBLE copies them.
-    let _ = unsafe { ble_hs_pvcy_set_our_irk(irk.as_ptr()) };
+    // SAFETY: `irk` holds IRK_LEN bytes; NimBLE copies them. A new IRK clears the controller's
+    // resolving list, so the peers' IRKs are read from the store again (spec §11 step 4).
+    unsafe {
+        if ble_hs_pvcy_set_our_irk(irk.as_ptr()) == 0 {
+            let _ = ble_hs_misc_restore_irks();
+        }
+    }
 }
 
 // --- Store callbacks ---------------------------------------------------------------------------
@@ -173,8 +179,9 @@ unsafe extern "C" fn store_read(
     key: *const ns::ble_store_key,
     dst: *mut ns::ble_store_value,
 ) -> c_int {
-    // CCCD records never reach the script (spec §11), and nothing does while stopping.
-    if !is_sec_type(obj_type) || key.is_null() || dst.is_null() || !ble::is_active() {
+    // CCCD records never reach the script (spec §11), and nothing does while stopping. NimBLE
+    // reads the peers' IRKs before it reports sync, so syncing counts as running.
+    if !is_sec_type(obj_type) || key.is_null() || dst.is_null() || !ble::host_running() {
         return ns::BLE_HS_ENOENT as c_int;
     }
     // SAFETY: NimBLE passes a valid security key for these object types.
@@ -215,7 +222,7 @@ unsafe extern "C" fn store_write(obj_type: c_int, val: *const ns::ble_store_valu
         // CCCD writes are dropped silently (spec §11).
         return 0;
     }
-    if !ble::is_active() {
+    if !ble::host_running() {
         return ns::BLE_HS_ESTORE_CAP as c_int;
     }
     // SAFETY: NimBLE passes a valid security value for these object types.
@@ -244,7 +251,7 @@ unsafe extern "C" fn store_write(obj_type: c_int, val: *const ns::ble_store_valu
 }
 
 unsafe extern "C" fn store_delete(obj_type: c_int, key: *const ns::ble_store_key) -> c_int {
-    if !is_sec_type(obj_type) || key.is_null() || !ble::is_active() {
+    if !is_sec_type(obj_type) || key.is_null() || !ble::host_running() {
         return ns::BLE_HS_ENOENT as c_int;
     }
     // SAFETY: NimBLE passes a valid security key for these object types.

@@ -7,7 +7,7 @@
 from micropython import const
 import time, machine, bluetooth
 
-TIMEOUT_MS = 4000
+TIMEOUT_MS = 10000
 
 _IRQ_CENTRAL_CONNECT = const(1)
 _IRQ_CENTRAL_DISCONNECT = const(2)

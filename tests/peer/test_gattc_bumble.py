@@ -56,6 +56,8 @@ IRQ_GATTC_WRITE_DONE = 17
 IRQ_GATTC_NOTIFY = 18
 IRQ_GATTC_INDICATE = 19
 IRQ_MTU_EXCHANGED = 21
+IRQ_GET_SECRET = 29
+IRQ_SET_SECRET = 30
 
 
 def run_async(timeout):
@@ -95,6 +97,8 @@ def fmt(x):
         return str(x)
     if isinstance(x, UUID):
         return repr(x)
+    if x is None:
+        return 'None'
     return 'b:' + bytes(x).hex()
 
 
@@ -297,7 +301,9 @@ def parse(output: str) -> tuple[dict[str, list[tuple[int, list[str]]]], dict[str
     steps: dict[str, list[tuple[int, list[str]]]] = {}
     errs: dict[str, str] = {}
     other: list[str] = []
-    current = None
+    # Before the first step: the key-store lookups of active(True) (spec §11).
+    current = 'startup'
+    steps[current] = []
     for line in output.splitlines():
         if line.startswith('STEP '):
             current = line[5:]
@@ -469,6 +475,13 @@ async def test_gatt_client_against_bumble_server(tmp_path):
         finally:
             await peer.close()
     steps, errs, other = parse(text)
+    # active(True) with the handler installed: NimBLE asks for the peers' IRKs, then ours, and
+    # as the script has none, offers a new 16-byte one (which this script doesn't keep).
+    startup = steps['startup']
+    assert startup[:2] == [(IRQ_GET_SECRET, ['2', '0', 'None']),
+                           (IRQ_GET_SECRET, ['10', '0', 'b:' + b'irk'.hex()])], startup
+    assert len(startup) == 3 and startup[2][0] == IRQ_SET_SECRET, startup
+    assert startup[2][1][:2] == ['10', 'b:' + b'irk'.hex()] and len(startup[2][1][2]) == 2 + 32
     conn = single(steps, 'connect', IRQ_PERIPHERAL_CONNECT)[0]
 
     # MTU: ours (256) against Bumble's 517; a second exchange is refused.
