@@ -6,7 +6,8 @@
 Each test gets its own virtual link (tests/harness/vlink.py) with one controller per firmware
 instance, so tests run in parallel without sharing a radio. A TEST is a name from MicroPython's
 tests/multi_bluetooth (e.g. ble_gap_advertise) or a path to a multitest file of ours. With no
-TEST the list in tests/multitests.txt runs. Prints one line per test and `N passed, M failed`;
+TEST the list in tests/multitests.txt runs; entries marked `alone` run after the others, by
+themselves. Prints one line per test and `N passed, M failed`;
 exits non-zero on any failure.
 """
 
@@ -119,28 +120,36 @@ def main() -> int:
     args = ap.parse_args()
 
     micropython_dir = Path(args.micropython_dir).resolve()
-    names = args.tests or [
-        line.split("#")[0].strip()
-        for line in DEFAULT_LIST.read_text().splitlines()
-        if line.split("#")[0].strip()
-    ]
-    tests = [resolve(n, micropython_dir) for n in names]
-    missing = [str(t) for t in tests if not t.exists()]
+    if args.tests:
+        entries = [(n, False) for n in args.tests]
+    else:
+        entries = []
+        for line in DEFAULT_LIST.read_text().splitlines():
+            words = line.split("#")[0].split()
+            if words:
+                entries.append((words[0], words[1:] == ["alone"]))
+    tests = [(resolve(n, micropython_dir), alone) for n, alone in entries]
+    missing = [str(t) for t, _ in tests if not t.exists()]
     if missing:
         print("missing tests:", *missing, file=sys.stderr)
         return 2
 
     passed = failed = 0
-    with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(run_one, t, Path(args.firmware), micropython_dir) for t in tests]
-        for fut in concurrent.futures.as_completed(futures):
-            name, ok, output, secs = fut.result()
-            print(f"multitest {name}: {'pass' if ok else 'FAIL'} ({secs:.1f} s)", flush=True)
-            if ok:
-                passed += 1
-            else:
-                failed += 1
-                print(output, flush=True)
+    # Tests marked `alone` (busy for a long time, CPU-heavy) run after the others, one at a
+    # time: beside them, two cores leave other tests' start-up and HCI commands past their
+    # 2 s timeouts.
+    batches = [[t for t, alone in tests if not alone], [t for t, alone in tests if alone]]
+    for batch, jobs in zip(batches, (args.jobs, 1)):
+        with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(run_one, t, Path(args.firmware), micropython_dir) for t in batch]
+            for fut in concurrent.futures.as_completed(futures):
+                name, ok, output, secs = fut.result()
+                print(f"multitest {name}: {'pass' if ok else 'FAIL'} ({secs:.1f} s)", flush=True)
+                if ok:
+                    passed += 1
+                else:
+                    failed += 1
+                    print(output, flush=True)
     print(f"multitests: {passed} passed, {failed} failed")
     return 0 if failed == 0 else 1
 
