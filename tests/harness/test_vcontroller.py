@@ -273,6 +273,68 @@ async def test_duplicate_filtering_and_directed_advertising():
             h.close()
 
 
+# (b2) privacy: RPAs made from the local IRK, resolved with the peer's IRK
+@run_async
+async def test_resolving_list_makes_and_resolves_rpas():
+    irk_adv = bytes(range(16))
+    async with VLink(count=3) as link:
+        adv, bonded, stranger = (HciHost(p) for p in link.paths)
+        for h in (adv, bonded, stranger):
+            await h.reset()
+        identity = link.controllers[0].public_address
+        # The advertiser's own entry (all-zero peer, as NimBLE adds it) carries its local IRK;
+        # the bonded scanner knows the advertiser's identity and IRK.
+        await adv.command(hci.HCI_LE_Add_Device_To_Resolving_List_Command(
+            peer_identity_address_type=0, peer_identity_address=hci.Address.ANY,
+            peer_irk=bytes(16), local_irk=irk_adv))
+        await bonded.command(hci.HCI_LE_Add_Device_To_Resolving_List_Command(
+            peer_identity_address_type=0, peer_identity_address=identity,
+            peer_irk=irk_adv, local_irk=bytes(16)))
+        await bonded.command(hci.HCI_LE_Set_Address_Resolution_Enable_Command(
+            address_resolution_enable=1))
+        await adv.command(hci.HCI_LE_Set_Advertising_Parameters_Command(
+            advertising_interval_min=0x20, advertising_interval_max=0x20,
+            advertising_type=AdvType.ADV_IND, own_address_type=2, peer_address_type=0,
+            peer_address=hci.Address.ANY, advertising_channel_map=7,
+            advertising_filter_policy=0))
+        await adv.command(hci.HCI_LE_Set_Advertising_Data_Command(advertising_data=b'\x02\x01\x06'))
+        await adv.command(hci.HCI_LE_Set_Advertising_Enable_Command(advertising_enable=1))
+        await bonded.scan(active=False)
+        await stranger.scan(active=False)
+        await asyncio.sleep(0.15)
+        # The stranger sees a random resolvable address (top bits 01), never the identity.
+        seen = {r[1] for r in legacy_reports(stranger.raw)}
+        assert len(seen) == 1
+        rpa = seen.pop()
+        assert rpa.address_type == hci.Address.RANDOM_DEVICE_ADDRESS
+        assert bytes(rpa)[5] >> 6 == 0b01 and bytes(rpa) != bytes(identity)
+        # The bonded scanner resolves it to the public identity (address type 2).
+        raw = [p for p in bonded.raw if is_le_event(SUBEV_ADV_REPORT)(p)]
+        assert raw and all(p[6] == hci.Address.PUBLIC_IDENTITY_ADDRESS for p in raw)
+        assert {bytes(r[1]) for r in legacy_reports(raw)} == {bytes(identity)}
+        # It connects by identity; the host is told the identity (type 2), and data flows.
+        await bonded.command(hci.HCI_LE_Set_Scan_Enable_Command(le_scan_enable=0, filter_duplicates=0))
+        event = await bonded.connect(hci.Address(bytes(identity), hci.Address.PUBLIC_IDENTITY_ADDRESS))
+        status, handle, role = le_conn_complete(event)
+        assert status == 0 and role == 0
+        assert event[8] == hci.Address.PUBLIC_IDENTITY_ADDRESS and event[9:15] == bytes(identity)
+        peer_event = await adv.wait_for(is_le_event(0x01))
+        peer_handle = le_conn_complete(peer_event)[1]
+        ping = struct.pack('<HH', 4, 0x0040) + b'ping'
+        bonded.send(struct.pack('<BHH', 2, handle, len(ping)) + ping)
+        got = await adv.wait_for(lambda p: p[0] == 0x02)
+        assert struct.unpack_from('<H', got, 1)[0] & 0x0FFF == peer_handle and got[5:] == ping
+        pong = struct.pack('<HH', 4, 0x0040) + b'pong'
+        adv.send(struct.pack('<BHH', 2, peer_handle, len(pong)) + pong)
+        got = await bonded.wait_for(lambda p: p[0] == 0x02)
+        assert got[5:] == pong
+        # A reset forgets the resolving list.
+        await bonded.reset()
+        assert link.controllers[1].resolving_list == {}
+        for h in (adv, bonded, stranger):
+            h.close()
+
+
 # (c) legacy reports for legacy scanning; the extended-advertising feature is not offered
 @run_async
 async def test_legacy_scanner_gets_legacy_reports():

@@ -15,7 +15,10 @@ legacy-command host such as NimBLE relies on:
   pending connection and links are dropped, peers see a supervision timeout;
 * every command gets a response, even unknown or unimplemented ones;
 * LE Create Connection Cancel completes the pending connection with status 0x02;
-* each instance can have its own public address.
+* each instance can have its own public address;
+* privacy: the resolving list is kept, advertising with own address type 2/3 uses an RPA made
+  from the local IRK, and while address resolution is on a peer's RPA that one of the listed
+  IRKs resolves is reported (and connected to) as its identity address, type 2/3.
 
 `VLocalLink` is the shared `bumble.link.LocalLink` with a fixed, order-preserving
 link-layer latency on ACL data and LL control PDUs, and with the LE source address of ACL
@@ -30,7 +33,7 @@ import dataclasses
 import logging
 from typing import Callable
 
-from bumble import hci, ll
+from bumble import crypto, hci, ll
 from bumble.controller import Connection, Controller, LegacyAdvertiser
 from bumble.core import PhysicalTransport
 from bumble.link import LocalLink
@@ -119,6 +122,27 @@ class VLegacyAdvertiser(LegacyAdvertiser):
     """Legacy advertiser that emits the PDU type the host configured."""
 
     directed_timeout_handle: asyncio.TimerHandle | None = None
+    # The resolvable private address of this advertising run (own address type 2/3 with a
+    # local IRK in the resolving list), else None.
+    rpa: hci.Address | None = None
+
+    @property
+    def address(self) -> hci.Address:
+        if self.rpa is not None:
+            return self.rpa
+        if self.own_address_type == hci.OwnAddressType.RESOLVABLE_OR_PUBLIC:
+            return self.controller.public_address
+        return super().address
+
+    @property
+    def link_address(self) -> hci.Address:
+        """The address this device's links use on the virtual air: its identity address when
+        it advertises with an RPA (the host only ever sees the peer's side of that)."""
+        if self.rpa is None:
+            return self.address
+        if self.own_address_type == hci.OwnAddressType.RESOLVABLE_OR_PUBLIC:
+            return self.controller.public_address
+        return self.controller.random_address
 
     @property
     def period_s(self) -> float:
@@ -144,6 +168,12 @@ class VLegacyAdvertiser(LegacyAdvertiser):
         )
 
     def start(self) -> None:
+        self.rpa = None
+        if self.own_address_type in (
+            hci.OwnAddressType.RESOLVABLE_OR_PUBLIC,
+            hci.OwnAddressType.RESOLVABLE_OR_RANDOM,
+        ):
+            self.rpa = self.controller.local_rpa_for(self.peer_address_type, self.peer_address)
         super().start()
         if self.advertising_type == AdvType.ADV_DIRECT_IND:
             self.directed_timeout_handle = asyncio.get_running_loop().call_later(
@@ -310,6 +340,8 @@ class VController(Controller):
         # (address, report type, data) already reported since scanning was enabled, for
         # duplicate filtering. New data from the same advertiser is reported again.
         self._reported: set[tuple[bytes, int, int, bytes]] = set()
+        # Resolving list: (identity type & 1, identity bytes) -> (peer IRK, local IRK).
+        self.resolving_list: dict[tuple[int, bytes], tuple[bytes, bytes]] = {}
 
     # ------------------------------------------------------------------ HCI plumbing
     def send_hci_packet(self, packet: hci.HCI_Packet) -> None:
@@ -387,6 +419,7 @@ class VController(Controller):
         self.event_mask_page_2 = 0
         self.le_event_mask = 0
         self.le_address_resolution = False
+        self.resolving_list.clear()
         # The peers lose us the way they would lose a real device: supervision timeout.
         for connection in list(self.le_connections.values()):
             connection.send_ll_control_pdu(ll.TerminateInd(Err.CONNECTION_TIMEOUT_ERROR))
@@ -404,6 +437,57 @@ class VController(Controller):
     def on_hci_reset_command(self, command: hci.HCI_Reset_Command):
         self.reset_state()
         return super().on_hci_reset_command(command)
+
+    # ------------------------------------------------------------------ privacy
+    # Bumble accepts the resolving-list commands but ignores them. These keep the list, make
+    # RPAs for own address types 2/3 from the local IRK, and resolve peers' RPAs with their
+    # IRKs while address resolution is enabled (Core Vol 6, Part B, 1.3.2 and 4.7).
+    def on_hci_le_add_device_to_resolving_list_command(self, command):
+        key = (command.peer_identity_address_type & 1, bytes(command.peer_identity_address))
+        self.resolving_list[key] = (bytes(command.peer_irk), bytes(command.local_irk))
+        return hci.HCI_StatusReturnParameters(Err.SUCCESS)
+
+    def on_hci_le_remove_device_from_resolving_list_command(self, command):
+        key = (command.peer_identity_address_type & 1, bytes(command.peer_identity_address))
+        if self.resolving_list.pop(key, None) is None:
+            return hci.HCI_StatusReturnParameters(Err.UNKNOWN_CONNECTION_IDENTIFIER_ERROR)
+        return hci.HCI_StatusReturnParameters(Err.SUCCESS)
+
+    def on_hci_le_clear_resolving_list_command(self, command):
+        self.resolving_list.clear()
+        return hci.HCI_StatusReturnParameters(Err.SUCCESS)
+
+    def local_rpa_for(self, peer_type: int, peer_address) -> hci.Address | None:
+        """A fresh RPA from the local IRK of the resolving-list entry for this peer."""
+        entry = self.resolving_list.get((peer_type & 1, bytes(peer_address)))
+        if entry is None or not any(entry[1]):
+            return None
+        return hci.Address.generate_private_address(entry[1])
+
+    def resolve(self, address: hci.Address) -> hci.Address | None:
+        """The identity address (type 2/3) behind a peer's RPA, if a peer IRK resolves it."""
+        raw = bytes(address)
+        if not self.le_address_resolution or address.is_public or raw[5] >> 6 != 0b01:
+            return None
+        for (id_type, identity), (peer_irk, _) in self.resolving_list.items():
+            if any(peer_irk) and crypto.ah(peer_irk, raw[3:6]) == raw[0:3]:
+                return hci.Address(
+                    identity,
+                    hci.Address.PUBLIC_IDENTITY_ADDRESS
+                    if id_type == 0
+                    else hci.Address.RANDOM_IDENTITY_ADDRESS,
+                )
+        return None
+
+    def _is_pending_peer(self, pending: hci.Address, advertiser: hci.Address) -> bool:
+        if pending == advertiser:
+            return True
+        identity = self.resolve(advertiser)
+        return (
+            identity is not None
+            and bytes(identity) == bytes(pending)
+            and (identity.address_type & 1) == (pending.address_type & 1)
+        )
 
     # ------------------------------------------------------------------ scanning
     def on_hci_le_set_scan_enable_command(self, command):
@@ -449,13 +533,14 @@ class VController(Controller):
         if (
             adv_type in CONNECTABLE_TYPES
             and pending is not None
-            and pending.peer_address == pdu.advertiser_address
+            and self._is_pending_peer(pending.peer_address, pdu.advertiser_address)
         ):
             self.create_le_connection(pdu.advertiser_address)
 
     def _report(self, pdu: LegacyAdvPdu, scan_response: bool) -> None:
         data = pdu.scan_response_data if scan_response else pdu.data
-        address = pdu.advertiser_address
+        # A bonded peer's RPA is reported as its identity address (type 2/3).
+        address = self.resolve(pdu.advertiser_address) or pdu.advertiser_address
         if self.filter_duplicates:
             key = (bytes(address), int(address.is_public), int(scan_response), data)
             if key in self._reported:
@@ -509,7 +594,11 @@ class VController(Controller):
         if advertiser is None or pending is None:
             super().create_le_connection(peer_address)
             return
-        if self.le_connections.get(peer_address):
+        # Both ends of a link address each other by link address (the identity behind an
+        # RPA); the host is told the identity as type 2/3 when it resolved one.
+        link_peer = advertiser.le_legacy_advertiser.link_address
+        identity = self.resolve(peer_address)
+        if self.le_connections.get(link_peer):
             logger.error('[%s] already connected to %s', self.name, peer_address)
             return
         self_address = (
@@ -536,20 +625,21 @@ class VController(Controller):
             handle=self.allocate_connection_handle(),
             role=hci.Role.CENTRAL,
             self_address=self_address,
-            peer_address=pending.peer_address,
+            peer_address=link_peer,
             link=link,
             transport=PhysicalTransport.LE,
             link_type=hci.HCI_Connection_Complete_Event.LinkType.ACL,
         )
-        self.le_connections[pending.peer_address] = connection
+        self.le_connections[link_peer] = connection
         self.pending_le_connection = None
+        reported = identity or peer_address
         self.send_hci_packet(
             hci.HCI_LE_Connection_Complete_Event(
                 status=Err.SUCCESS,
                 connection_handle=connection.handle,
                 role=hci.Role.CENTRAL,
-                peer_address_type=peer_address.address_type,
-                peer_address=peer_address,
+                peer_address_type=reported.address_type,
+                peer_address=reported,
                 connection_interval=interval,
                 peripheral_latency=latency,
                 supervision_timeout=timeout,
@@ -576,7 +666,7 @@ class VController(Controller):
             controller=self,
             handle=self.allocate_connection_handle(),
             role=hci.Role.PERIPHERAL,
-            self_address=advertiser_address,
+            self_address=adv.link_address,
             peer_address=initiator_address,
             link=self.link,
             transport=PhysicalTransport.LE,
