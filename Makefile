@@ -3,7 +3,7 @@
 #
 #   make unix      -> build/unix/micropython
 #   make test      -> every test (what CI runs)
-#   make demo      -> one instance advertises, another scans, over virtual controllers
+#   make demo      -> a temperature sensor and a central reading it, over virtual controllers
 #
 # MICROPY_DIR / NIMBLE_DIR point the build at your own MicroPython checkout / NimBLE tree.
 

@@ -1,0 +1,52 @@
+"""Each example pair runs over virtual controllers (tools/run_pair.sh) and prints what a user
+would expect to see; `make demo` runs the sensor pair.
+
+Run: .cache/venv/bin/python -m pytest tests/examples -q    (needs build/unix/micropython)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FIRMWARE = os.path.join(ROOT, 'build', 'unix', 'micropython')
+
+
+def run_pair(first: str, second: str) -> list[str]:
+    assert os.path.exists(FIRMWARE), 'build the firmware first (make unix)'
+    out = subprocess.run(
+        ['bash', os.path.join(ROOT, 'tools', 'run_pair.sh'),
+         os.path.join(ROOT, 'examples', first), os.path.join(ROOT, 'examples', second)],
+        capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout.splitlines()
+
+
+def test_sensor_demo():
+    lines = run_pair('sensor_peripheral.py', 'sensor_central.py')
+    central = [ln for ln in lines if ln.startswith('central:')]
+    sensor = [ln for ln in lines if ln.startswith('sensor:')]
+    assert sensor == ['sensor: advertising as mpy-temp', 'sensor: central connected',
+                      'sensor: central disconnected', 'sensor: done']
+    assert central[:3] == ['central: scanning for the Environmental Sensing service',
+                           'central: found sensor at f0:f1:f2:f3:f4:00', 'central: connected']
+    assert re.fullmatch(r'central: temperature value handle (\d+) CCCD (\d+)', central[3])
+    read = re.fullmatch(r'central: read (\d+)\.(\d\d) degC', central[4])
+    assert read and central[5] == 'central: subscribed'
+    # Five live values, each 0.25 degC above the one before and above the value read.
+    values = [re.fullmatch(r'central: temperature (\d+)\.(\d\d) degC', ln) for ln in central[6:11]]
+    assert all(values)
+    centi = [int(m[1]) * 100 + int(m[2]) for m in values]
+    assert centi == [centi[0] + 25 * i for i in range(5)]
+    assert centi[0] > int(read[1]) * 100 + int(read[2])
+    assert central[11:] == ['central: unsubscribed', 'central: done']
+
+
+def test_advertiser_and_scanner():
+    lines = run_pair('demo_advertiser.py', 'demo_scanner.py')
+    assert 'advertiser: advertising ubluetooth-demo' in lines
+    assert 'advertiser: done' in lines
+    assert any(re.fullmatch(r'scanner: found f0:f1:f2:f3:f4:00 ADV_IND rssi -?\d+ '
+                            r'name=ubluetooth-demo', ln) for ln in lines), lines
