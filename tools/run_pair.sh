@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Runs two example scripts on two firmware instances whose virtual controllers share one radio
 # link: FIRST starts and, once it prints a line containing "advertising", SECOND runs. Both
-# outputs go to stdout as they come. Exits non-zero if either script fails.
+# outputs go to stdout as they come. Exits non-zero if either script fails. Further arguments go
+# to SECOND.
 #   tools/run_pair.sh examples/sensor_peripheral.py examples/sensor_central.py
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 FW="${UBT_FIRMWARE:-$ROOT/build/unix/micropython}"
 FIRST="$1"
 SECOND="$2"
+shift 2
 DIR="$(mktemp -d)"
 "$ROOT/.cache/venv/bin/python" "$ROOT/tests/harness/vlink.py" --count 2 --dir "$DIR" </dev/null >"$DIR/vlink.out" 2>"$DIR/vlink.err" &
 VLINK=$!
@@ -34,7 +36,7 @@ done
 cat <&3 &
 ECHO=$!
 status=0
-MICROPYBTUART="$DIR/hci1" "$FW" "$SECOND" || status=$?
+MICROPYBTUART="$DIR/hci1" "$FW" "$SECOND" "$@" || status=$?
 wait "$FIRST_PID" || status=$?
 FIRST_PID=""
 wait "$ECHO" || true

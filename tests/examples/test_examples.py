@@ -6,6 +6,7 @@ Run: .cache/venv/bin/python -m pytest tests/examples -q    (needs build/unix/mic
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import subprocess
@@ -14,12 +15,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 FIRMWARE = os.path.join(ROOT, 'build', 'unix', 'micropython')
 
 
-def run_pair(first: str, second: str) -> list[str]:
+def run_pair(first: str, second: str, *args: str, cwd: str | None = None) -> list[str]:
     assert os.path.exists(FIRMWARE), 'build the firmware first (make unix)'
     out = subprocess.run(
         ['bash', os.path.join(ROOT, 'tools', 'run_pair.sh'),
-         os.path.join(ROOT, 'examples', first), os.path.join(ROOT, 'examples', second)],
-        capture_output=True, text=True, timeout=60)
+         os.path.join(ROOT, 'examples', first), os.path.join(ROOT, 'examples', second), *args],
+        capture_output=True, text=True, timeout=90, cwd=cwd)
     assert out.returncode == 0, out.stdout + out.stderr
     return out.stdout.splitlines()
 
@@ -50,3 +51,24 @@ def test_advertiser_and_scanner():
     assert 'advertiser: done' in lines
     assert any(re.fullmatch(r'scanner: found f0:f1:f2:f3:f4:00 ADV_IND rssi -?\d+ '
                             r'name=ubluetooth-demo', ln) for ln in lines), lines
+
+
+def test_uart_pair():
+    lines = run_pair('uart_peripheral.py', 'uart_central.py')
+    sent = ['hello', 'micropython over ble', 'append mode keeps every piece']
+    assert [ln for ln in lines if ln.startswith('uart: got ')] == ['uart: got ' + s for s in sent]
+    assert [ln for ln in lines if ln.startswith('client: answer ')] == [
+        'client: answer ' + s.upper() for s in sent]
+    assert 'client: done' in lines and 'uart: done' in lines
+
+
+def test_l2cap_file_transfer(tmp_path):
+    payload = os.urandom(100_000)
+    src = tmp_path / 'payload.bin'
+    src.write_bytes(payload)
+    lines = run_pair('l2cap_file_receiver.py', 'l2cap_file_sender.py', str(src), cwd=str(tmp_path))
+    assert (tmp_path / 'received.bin').read_bytes() == payload
+    digest = hashlib.sha256(payload).hexdigest()[:16]
+    assert f'receiver: stored 100000 bytes in received.bin, sha256 {digest}' in lines
+    assert any(ln.startswith('sender: sent in') and ln.endswith(digest) for ln in lines), lines
+    assert 'sender: done' in lines and 'receiver: done' in lines
