@@ -7,6 +7,7 @@ Run: .cache/venv/bin/python -m pytest tests/examples -q    (needs build/unix/mic
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -72,3 +73,17 @@ def test_l2cap_file_transfer(tmp_path):
     assert f'receiver: stored 100000 bytes in received.bin, sha256 {digest}' in lines
     assert any(ln.startswith('sender: sent in') and ln.endswith(digest) for ln in lines), lines
     assert 'sender: done' in lines and 'receiver: done' in lines
+
+
+def test_pairing_with_passkey(tmp_path):
+    lines = run_pair('pair_peripheral.py', 'pair_central.py', cwd=str(tmp_path))
+    assert 'central: read before pairing, status 0x105' in lines
+    assert 'pair: passkey on the display: 246810' in lines
+    assert 'central: typing passkey 246810' in lines
+    assert 'central: encrypted True authenticated True bonded True' in lines
+    assert 'pair: encrypted True authenticated True bonded True' in lines
+    assert "central: read b'for paired friends'" in lines
+    assert 'central: read after pairing, status 0x0' in lines
+    assert 'central: done' in lines and 'pair: done' in lines
+    # The peripheral's bond file holds its IRK and both security records.
+    assert {t for t, _, _ in json.load(open(tmp_path / 'bonds.json'))} == {1, 2, 10}
