@@ -2,7 +2,9 @@
 # than one 284-byte segment), with back-pressure (l2cap_send returning False, then
 # _IRQ_L2CAP_SEND_READY) and reads into buffers of random sizes, some from inside the
 # _IRQ_L2CAP_RECV handler. Both sides derive the expected byte stream from a shared seed and
-# compare SHA-256 digests, so a lost, duplicated or reordered byte fails the test.
+# compare SHA-256 digests, so a lost, duplicated or reordered byte fails the test. While waiting
+# for data or SEND_READY the scripts sleep (the UART thread wakes them) rather than spin, so the
+# two instances don't starve the virtual radio of CPU for a minute.
 
 from micropython import const
 import time, machine, bluetooth, random, hashlib
@@ -114,7 +116,7 @@ def send_stream(ble, seed):
             while not send_ready[0]:
                 if time.ticks_diff(time.ticks_ms(), t0) > TIMEOUT_MS:
                     raise ValueError("Timeout waiting for SEND_READY")
-                machine.idle()
+                time.sleep_ms(1)
         before = sent
         sent += len(chunk)
         if sent // _STEP != before // _STEP and sent < _TOTAL:
@@ -150,7 +152,7 @@ def recv_stream(ble, seed):
         else:
             if time.ticks_diff(time.ticks_ms(), t0) > TIMEOUT_MS:
                 raise ValueError("Timeout receiving at {}".format(rx["got"]))
-            machine.idle()
+            time.sleep_ms(1)
     digest = rx["hash"].digest()
     rx["hash"] = None
     print("received", rx["got"], "match", digest == expected_digest(seed))
