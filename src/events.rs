@@ -176,10 +176,10 @@ pub fn dispatch(event: u16, args: &[IrqArg]) -> IrqResult {
     unsafe { ubt_glue_irq(event, args.as_ptr(), args.len(), ptr::null_mut(), 0) }
 }
 
-/// Calls the handler for an event that answers with a buffer (`_IRQ_GET_SECRET`): `Some(n)`
-/// when it returned a buffer of exactly `out.len()` bytes, now in `out`; `None` for None, any
-/// other length or no handler.
-pub fn dispatch_for_buffer(event: u16, args: &[IrqArg], out: &mut [u8]) -> Option<usize> {
+/// Calls the handler for an event that answers with a buffer (`_IRQ_GET_SECRET`): true when it
+/// returned a buffer of exactly `out.len()` bytes, now in `out`; false for None, any other
+/// length or no handler.
+pub fn dispatch_for_buffer(event: u16, args: &[IrqArg], out: &mut [u8]) -> bool {
     // SAFETY: as in `dispatch`; `out` is writable for `out.len()` bytes during the call.
     let r = unsafe {
         ubt_glue_irq(
@@ -190,5 +190,5 @@ pub fn dispatch_for_buffer(event: u16, args: &[IrqArg], out: &mut [u8]) -> Optio
             out.len(),
         )
     };
-    (r.handled && r.out_len == out.len() as i64).then_some(out.len())
+    r.handled && r.out_len == out.len() as i64
 }

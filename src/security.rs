@@ -138,8 +138,7 @@ pub fn load_our_irk() {
             IrqArg::bytes(OUR_IRK_KEY),
         ],
         &mut irk,
-    )
-    .is_some();
+    );
     if !found {
         // SAFETY: `irk` is writable for IRK_LEN bytes; a blocking HCI command is allowed here.
         if unsafe { ble_hs_hci_util_rand(irk.as_mut_ptr().cast(), IRK_LEN as c_int) } != 0 {
@@ -202,7 +201,7 @@ unsafe extern "C" fn store_read(
         ],
         &mut record,
     );
-    if found.is_none() {
+    if !found {
         return ns::BLE_HS_ENOENT as c_int;
     }
     // SAFETY: `dst` is NimBLE's writable value; the record is exactly its `sec` member's size,
