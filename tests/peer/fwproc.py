@@ -92,3 +92,23 @@ class Firmware:
         if self._reader is not None:
             await self._reader
         return self.proc.returncode
+
+
+async def run_firmware(uart: str, script: str, path, timeout: float) -> str:
+    """Runs `script` (written to `path`) to completion on the firmware; its whole output, which
+    must end well (exit 0) and contain an `END` line."""
+    path.write_text(script)
+    env = dict(os.environ, MICROPYBTUART=uart)
+    proc = await asyncio.create_subprocess_exec(
+        FIRMWARE, str(path), env=env, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL)
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        out, _ = await proc.communicate()
+        raise AssertionError('firmware timed out:\n' + out.decode(errors='replace'))
+    text = out.decode(errors='replace')
+    assert proc.returncode == 0, text
+    assert 'END' in text.splitlines(), text
+    return text

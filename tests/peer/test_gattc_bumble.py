@@ -11,7 +11,6 @@ Run: .cache/venv/bin/python -m pytest tests/peer
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import sys
 
@@ -29,7 +28,9 @@ from bumble.transport import open_transport  # noqa: E402
 
 from vlink import VLink  # noqa: E402
 
-FIRMWARE = os.path.join(ROOT, 'build', 'unix', 'micropython')
+import fwproc  # noqa: E402
+from fwproc import run_async  # noqa: E402
+
 
 
 Props = Characteristic.Properties
@@ -58,15 +59,6 @@ IRQ_GATTC_INDICATE = 19
 IRQ_MTU_EXCHANGED = 21
 IRQ_GET_SECRET = 29
 IRQ_SET_SECRET = 30
-
-
-def run_async(timeout):
-    def wrap(fn):
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            asyncio.run(asyncio.wait_for(fn(*args, **kwargs), timeout))
-        return wrapper
-    return wrap
 
 
 def mp_uuid(u: UUID) -> str:
@@ -436,22 +428,7 @@ class Peer:
 
 
 async def run_firmware(link: VLink, script: str, tmp_path, timeout: float = 40.0) -> str:
-    path = tmp_path / 'client.py'
-    path.write_text(script)
-    env = dict(os.environ, MICROPYBTUART=link.paths[0])
-    proc = await asyncio.create_subprocess_exec(
-        FIRMWARE, str(path), env=env, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL)
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        proc.kill()
-        out, _ = await proc.communicate()
-        raise AssertionError('firmware timed out:\n' + out.decode(errors='replace'))
-    text = out.decode(errors='replace')
-    assert proc.returncode == 0, text
-    assert 'END' in text.splitlines(), text
-    return text
+    return await fwproc.run_firmware(link.paths[0], script, tmp_path / 'client.py', timeout)
 
 
 def events(steps, name, *wanted):

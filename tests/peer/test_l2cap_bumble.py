@@ -17,7 +17,6 @@ Run: .cache/venv/bin/python -m pytest tests/peer
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import os
 import sys
@@ -34,7 +33,9 @@ from bumble.transport import open_transport  # noqa: E402
 
 from vlink import VLink  # noqa: E402
 
-FIRMWARE = os.path.join(ROOT, 'build', 'unix', 'micropython')
+import fwproc  # noqa: E402
+from fwproc import FIRMWARE, run_async  # noqa: E402
+
 
 
 PSM = 0x85
@@ -45,15 +46,6 @@ OUR_MTU = 400
 UP_SDUS = [bytes((i * 7 + j) & 0xFF for j in range(n)) for i, n in
            enumerate([700, 1, 284, 285, 800, 399, 650, 123])]
 DOWN = bytes((j * 13 + 5) & 0xFF for j in range(3000))
-
-
-def run_async(timeout):
-    def wrap(fn):
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            asyncio.run(asyncio.wait_for(fn(*args, **kwargs), timeout))
-        return wrapper
-    return wrap
 
 
 SCRIPT = r'''
@@ -205,22 +197,7 @@ class Peer:
 
 
 async def run_firmware(link: VLink, script: str, tmp_path, timeout: float = 60.0) -> str:
-    path = tmp_path / 'l2cap_client.py'
-    path.write_text(script)
-    env = dict(os.environ, MICROPYBTUART=link.paths[0])
-    proc = await asyncio.create_subprocess_exec(
-        FIRMWARE, str(path), env=env, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL)
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        proc.kill()
-        out, _ = await proc.communicate()
-        raise AssertionError('firmware timed out:\n' + out.decode(errors='replace'))
-    text = out.decode(errors='replace')
-    assert proc.returncode == 0, text
-    assert 'END' in text.splitlines(), text
-    return text
+    return await fwproc.run_firmware(link.paths[0], script, tmp_path / 'l2cap_client.py', timeout)
 
 
 def parse(text: str) -> dict[str, list[str]]:
