@@ -18,7 +18,7 @@ def fields(payload):
         i += 1 + n
 
 
-seen = {}
+seen: dict = {}
 done = False
 
 

@@ -18,7 +18,7 @@ MTU = const(512)
 NAME = b"mpy-files"
 
 ble = bluetooth.BLE()
-state = {"chan": None, "ready": False, "done": False}
+state: dict = {"chan": None, "ready": False, "done": False}
 
 
 def irq(event, data):

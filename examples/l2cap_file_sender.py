@@ -23,8 +23,8 @@ NAME = b"mpy-files"
 TIMEOUT_MS = 10_000
 
 ble = bluetooth.BLE()
-events = {}
-found = {}
+events: dict = {}
+found: dict = {}
 
 
 def irq(event, data):

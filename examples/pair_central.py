@@ -29,9 +29,9 @@ _IRQ_GET_SECRET = const(29)
 _IRQ_SET_SECRET = const(30)
 
 ble = bluetooth.BLE()
-events = {}
-found = {}
-secrets = {}
+events: dict = {}
+found: dict = {}
+secrets: dict = {}
 
 
 def irq(event, data):

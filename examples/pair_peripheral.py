@@ -27,8 +27,8 @@ BONDS = "bonds.json"
 PASSKEY = 246810
 
 ble = bluetooth.BLE()
-secrets = {}
-state = {"done": False}
+secrets: dict = {}
+state: dict = {"done": False}
 
 
 def load_bonds():

@@ -27,9 +27,9 @@ _CCCD = bluetooth.UUID(0x2902)
 TIMEOUT_MS = 10_000
 
 ble = bluetooth.BLE()
-events = {}
-found = {}
-readings = []
+events: dict = {}
+found: dict = {}
+readings: list = []
 
 
 def has_service(adv_data, uuid16):

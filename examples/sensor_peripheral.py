@@ -17,7 +17,7 @@ _TEMPERATURE = (bluetooth.UUID(0x2A6E), _FLAG_READ | _FLAG_NOTIFY)
 NAME = b"mpy-temp"
 
 ble = bluetooth.BLE()
-state = {"conn": None, "done": False}
+state: dict = {"conn": None, "done": False}
 
 
 def irq(event, data):

@@ -25,8 +25,8 @@ LINES = (b"hello", b"micropython over ble", b"append mode keeps every piece")
 TIMEOUT_MS = 10_000
 
 ble = bluetooth.BLE()
-events = {}
-found = {}
+events: dict = {}
+found: dict = {}
 received = [b""]
 
 

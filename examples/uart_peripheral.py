@@ -18,7 +18,7 @@ _RX = (bluetooth.UUID("6E400002-B5A3-F393-E0A9-E50E24DCCA9E"), _FLAG_WRITE | _FL
 NAME = b"mpy-uart"
 
 ble = bluetooth.BLE()
-state = {"conn": None, "rx": False, "done": False}
+state: dict = {"conn": None, "rx": False, "done": False}
 
 
 def irq(event, data):

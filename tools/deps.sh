@@ -3,7 +3,7 @@
 # Idempotent: every step checks for its result first, so a second run takes seconds.
 #
 #   tools/deps.sh            all steps
-#   tools/deps.sh micropython|nimble|system|venv|rust
+#   tools/deps.sh micropython|nimble|system|venv|mpy_stubs|rust
 #
 # MICROPY_DIR / NIMBLE_DIR, when set, replace the fetched MicroPython / NimBLE trees.
 set -euo pipefail
@@ -17,6 +17,9 @@ NIMBLE_CRATE=apache-nimble-sys
 NIMBLE_CRATE_VERSION=0.0.1
 NIMBLE_CRATE_SHA256=7ad3e1d3629d4253c6ea26074b221789fd2a7b89cb3b793ab25feee100a4aaef
 BUMBLE_VERSION=0.0.236
+MYPY_VERSION=2.4.1
+MPY_STUBS_VERSION=1.29.0.post1
+MPY_STDLIB_STUBS_VERSION=1.29.0.post2
 
 say() { printf '[deps] %s\n' "$*" >&2; }
 
@@ -114,16 +117,29 @@ EOF
 
 step_venv() {
     local venv="$CACHE/venv"
-    if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import bumble, importlib.metadata as m; assert m.version('bumble') == '$BUMBLE_VERSION'" 2>/dev/null; then
+    if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import bumble, importlib.metadata as m; assert m.version('bumble') == '$BUMBLE_VERSION'; assert m.version('mypy') == '$MYPY_VERSION'" 2>/dev/null; then
         return
     fi
-    say "creating Python venv with bumble $BUMBLE_VERSION"
+    say "creating Python venv with bumble $BUMBLE_VERSION and mypy $MYPY_VERSION"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q "bumble==$BUMBLE_VERSION" pytest
+    "$venv/bin/pip" install -q "bumble==$BUMBLE_VERSION" pytest "mypy==$MYPY_VERSION"
+}
+
+# MicroPython's own library stubs (time.sleep_ms, micropython.const, ...) for type-checking the
+# examples. They are loose .pyi files plus a MicroPython typeshed, so they get their own folder
+# rather than the venv's site-packages, where mypy would not look for them.
+step_mpy_stubs() {
+    local dest="$CACHE/mpy-stubs-$MPY_STUBS_VERSION"
+    [ -f "$dest/time.pyi" ] && return
+    say "fetching MicroPython library stubs for the type checker"
+    rm -rf "$dest.tmp"
+    "$CACHE/venv/bin/pip" install -q --target "$dest.tmp" \
+        "micropython-unix-stubs==$MPY_STUBS_VERSION" "micropython-stdlib-stubs==$MPY_STDLIB_STUBS_VERSION"
+    mv "$dest.tmp" "$dest"
 }
 
 if [ $# -eq 0 ]; then
-    set -- system rust micropython nimble venv
+    set -- system rust micropython nimble venv mpy_stubs
 fi
 for s in "$@"; do
     "step_$s"

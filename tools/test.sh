@@ -40,7 +40,7 @@ step "generated header is committed" header_is_current
 step "virtual controller harness (pytest)" "$VENV_PY" -m pytest -q tests/harness
 step "peers: our firmware against Bumble host devices" "$VENV_PY" -m pytest -q tests/peer
 step "firmware tests" "$VENV_PY" tests/firmware/run.py
-step "editor stubs match the module" "$VENV_PY" -m pytest -q tests/stubs
+step "editor stubs: match the module, type-check the examples" "$VENV_PY" -m pytest -q tests/stubs
 step "examples" "$VENV_PY" -m pytest -q tests/examples
 step "MicroPython multitests" "$VENV_PY" tests/multitest.py
 
