@@ -79,14 +79,18 @@ def resolve(name: str, micropython_dir: Path) -> Path:
     return micropython_dir / "tests" / "multi_bluetooth" / (p.stem + ".py")
 
 
-def run_one(test: Path, firmware: Path, micropython_dir: Path) -> tuple[str, bool, str, float]:
+def run_one(
+    test: Path, firmware: Path, micropython_dir: Path, extra_path: tuple[str, ...] = ()
+) -> tuple[str, bool, str, float]:
     t0 = time.monotonic()
     n = instance_count(test)
     link = VLink(n)
     try:
         cmd = [sys.executable, "run-multitests.py"]
+        # run-multitests replaces the environment; keep the frozen modules (asyncio) importable.
+        micropython_path = ":".join((*extra_path, ".frozen", "../extmod"))
         for path in link.paths:
-            cmd += ["-i", f"micropython,MICROPYBTUART={path},MICROPYPATH=../extmod"]
+            cmd += ["-i", f"micropython,MICROPYBTUART={path},MICROPYPATH={micropython_path}"]
         cmd.append(str(test))
         env = dict(os.environ, MICROPY_MICROPYTHON=str(firmware))
         try:
@@ -116,6 +120,12 @@ def main() -> int:
         default=os.environ.get("MICROPY_DIR") or str(ROOT / ".cache" / "micropython-1.25.0"),
     )
     ap.add_argument("-j", "--jobs", type=int, default=2)
+    ap.add_argument(
+        "--path",
+        action="append",
+        default=[],
+        help="a folder to put on the instances' MICROPYPATH (e.g. one holding aioble); repeatable",
+    )
     ap.add_argument("tests", nargs="*")
     args = ap.parse_args()
 
@@ -134,6 +144,7 @@ def main() -> int:
         print("missing tests:", *missing, file=sys.stderr)
         return 2
 
+    extra = tuple(str(Path(p).resolve()) for p in args.path)
     passed = failed = 0
     # Tests marked `alone` (busy for a long time, CPU-heavy) run after the others, one at a
     # time: beside them, two cores leave other tests' start-up and HCI commands past their
@@ -141,7 +152,7 @@ def main() -> int:
     batches = [[t for t, alone in tests if not alone], [t for t, alone in tests if alone]]
     for batch, jobs in zip(batches, (args.jobs, 1)):
         with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = [pool.submit(run_one, t, Path(args.firmware), micropython_dir) for t in batch]
+            futures = [pool.submit(run_one, t, Path(args.firmware), micropython_dir, extra) for t in batch]
             for fut in concurrent.futures.as_completed(futures):
                 name, ok, output, secs = fut.result()
                 print(f"multitest {name}: {'pass' if ok else 'FAIL'} ({secs:.1f} s)", flush=True)

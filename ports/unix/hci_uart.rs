@@ -372,16 +372,17 @@ fn reader_loop(fd: i32, shared: Arc<Shared>, mut waker: Option<VmWaker>) {
             // Hang-up or error with nothing to read: don't spin on it.
             std::thread::sleep(Duration::from_millis(IDLE_TICK_MS as u64));
         }
-        if got || crate::npl::callout_due(super::ticks_ms()) {
-            // A newly queued poll gets one signal if it hasn't started after the grace time;
-            // so does one queued earlier by the VM thread itself that is still waiting.
-            let queued = crate::ffi::request_poll();
-            if queued || (wake.is_none() && crate::ffi::poll_pending()) {
-                wake = Some(Wake {
-                    at: Instant::now() + WAKE_GRACE,
-                    retry: WAKE_RETRY_FIRST,
-                });
-            }
+        let queued =
+            (got || crate::npl::callout_due(super::ticks_ms())) && crate::ffi::request_poll();
+        // A newly queued poll gets a signal if it hasn't started after the grace time. So does
+        // one the VM thread queued itself (a notification from `gatts_write(.., True)`), which
+        // is looked for on every tick: the script may have gone straight into a blocking call,
+        // and with the line quiet nothing else would ever start that poll.
+        if queued || (wake.is_none() && crate::ffi::poll_pending()) {
+            wake = Some(Wake {
+                at: Instant::now() + WAKE_GRACE,
+                retry: WAKE_RETRY_FIRST,
+            });
         }
         if let (Some(w), Some(pending)) = (waker.as_ref(), wake.as_mut()) {
             let now = Instant::now();
