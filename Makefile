@@ -4,6 +4,7 @@
 #   make unix      -> build/unix/micropython
 #   make test      -> every test (what CI runs)
 #   make demo      -> a temperature sensor and a central reading it, over virtual controllers
+#   make aioble    -> aioble's multitests on our firmware (MICROPYTHON_LIB_DIR=<micropython-lib>)
 #
 # MICROPY_DIR / NIMBLE_DIR point the build at your own MicroPython checkout / NimBLE tree.
 
@@ -27,7 +28,7 @@ NO_MPY_LIB := $(ROOT)/build/no-micropython-lib
 UNIX_MAKE_FLAGS += MPY_LIB_DIR=$(NO_MPY_LIB)
 endif
 
-.PHONY: all deps unix rust test demo clean
+.PHONY: all deps unix rust test demo aioble clean
 
 all: unix
 
@@ -48,5 +49,9 @@ test: unix
 demo: unix
 	bash $(ROOT)/tools/demo.sh
 
+aioble: unix
+	bash $(ROOT)/tools/aioble.sh
+
 clean:
 	rm -rf $(ROOT)/build $(ROOT)/target
+

@@ -152,7 +152,7 @@ def main() -> int:
     batches = [[t for t, alone in tests if not alone], [t for t, alone in tests if alone]]
     for batch, jobs in zip(batches, (args.jobs, 1)):
         with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = [pool.submit(run_one, t, Path(args.firmware), micropython_dir, extra) for t in batch]
+            futures = [pool.submit(run_one, t, Path(args.firmware).resolve(), micropython_dir, extra) for t in batch]
             for fut in concurrent.futures.as_completed(futures):
                 name, ok, output, secs = fut.result()
                 print(f"multitest {name}: {'pass' if ok else 'FAIL'} ({secs:.1f} s)", flush=True)
