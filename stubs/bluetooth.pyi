@@ -37,7 +37,8 @@ class BLE:
 
     def __init__(self) -> None: ...
     # Configuration
-    def active(self, active: Optional[Any] = None, /) -> bool: ...
+    # Omitted: query. Any value, None included, sets by truth value (None turns it off).
+    def active(self, active: Any = ..., /) -> bool: ...
     @overload
     def config(self, param: str, /) -> Any: ...
     @overload
@@ -58,7 +59,7 @@ class BLE:
     # Broadcaster (advertiser)
     def gap_advertise(
         self,
-        interval_us: Optional[int],
+        interval_us: Optional[int] = 500000,
         adv_data: Optional[_AnyBuffer] = None,
         *,
         resp_data: Optional[_AnyBuffer] = None,
@@ -67,7 +68,8 @@ class BLE:
     # Observer (scanner)
     def gap_scan(
         self,
-        duration_ms: Optional[int] = None,
+        # Omitted or 0: scan until stopped. None: stop scanning.
+        duration_ms: Optional[int] = ...,
         interval_us: int = 1280000,
         window_us: int = 11250,
         active: bool = False,
