@@ -41,6 +41,7 @@ step "virtual controller harness (pytest)" "$VENV_PY" -m pytest -q tests/harness
 step "peers: our firmware against Bumble host devices" "$VENV_PY" -m pytest -q tests/peer
 step "firmware tests" "$VENV_PY" tests/firmware/run.py
 step "editor stubs: match the module, type-check the examples" "$VENV_PY" -m pytest -q tests/stubs
+step "docs: every name documented, links and paths resolve" "$VENV_PY" -m pytest -q tests/docs
 step "examples" "$VENV_PY" -m pytest -q tests/examples
 step "MicroPython multitests" "$VENV_PY" tests/multitest.py
 
