@@ -55,3 +55,14 @@ aioble: unix
 clean:
 	rm -rf $(ROOT)/build $(ROOT)/target
 
+# Throughput of ours against MicroPython's own C bluetooth module on the same NimBLE tree:
+# builds the comparator (build/bench/cmodule/micropython), then alternates the two firmwares
+# over the perf multitests (BENCH_ROUNDS rounds) and writes raw numbers to build/bench/.
+BENCH_ROUNDS ?= 5
+VENV_PYTHON := $(ROOT)/.cache/venv/bin/python
+
+.PHONY: bench
+bench: unix
+	MICROPY_DIR=$(MICROPY_DIR) bash $(ROOT)/bench/build_cmodule.sh
+	$(VENV_PYTHON) $(ROOT)/bench/throughput.py --rounds $(BENCH_ROUNDS) \
+		--micropython-dir $(MICROPY_DIR) --json $(ROOT)/build/bench/throughput.json
