@@ -237,22 +237,40 @@ pub fn poll() {
     // Bytes already received came in before any timer that is due now, so they go first: a
     // scan's last reports must reach the handler before its duration timer ends the scan.
     npl::set_in_poll(true);
-    drain_rx();
-    npl::process_callouts();
-    npl::run_all_events();
-    drain_rx();
+    let mut budget = POLL_PACKET_BUDGET;
+    let mut caught_up = drain_rx(&mut budget);
+    if caught_up {
+        // Only once every earlier byte is in: a due timer must not overtake them.
+        npl::process_callouts();
+        npl::run_all_events();
+        caught_up = drain_rx(&mut budget);
+    }
     npl::set_in_poll(false);
+    if !caught_up {
+        // The rest in the next poll, so the script runs in between even if the controller
+        // never stops sending.
+        crate::ffi::request_poll();
+    }
     // NimBLE's shared pool may have drained since a send backed off (spec §10).
     crate::l2cap::check_mem_unstall();
 }
 
-fn drain_rx() {
+/// How many controller packets one poll hands to the host at most.
+const POLL_PACKET_BUDGET: u32 = 64;
+
+/// Hands received packets to the host one at a time, running its events after each, until
+/// the UART is empty (true) or `budget` packets have gone in (false).
+fn drain_rx(budget: &mut u32) -> bool {
     loop {
+        if *budget == 0 {
+            return false;
+        }
         let got = hci::transport::pump_rx();
         npl::run_all_events();
         if !got {
-            break;
+            return true;
         }
+        *budget -= 1;
     }
 }
 

@@ -9,6 +9,7 @@
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
 use core::ptr;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use nimble_sys::{
     ble_hci_trans_rx_acl_fn, ble_hci_trans_rx_cmd_fn, ble_mbuf_hdr, os_mbuf, os_mbuf_append,
@@ -35,8 +36,12 @@ const BLE_ERR_UNSUPPORTED: i32 = 0x11;
 
 const H4_COMMAND: u8 = 0x01;
 const H4_ACL: u8 = 0x02;
+const HCI_EVT_CMD_COMPLETE: u8 = 0x0e;
+const HCI_EVT_CMD_STATUS: u8 = 0x0f;
 const HCI_EVT_LE_META: u8 = 0x3e;
 const HCI_LE_SUBEV_ADV_RPT: u8 = 0x02;
+const HCI_LE_SUBEV_CONN_COMPLETE: u8 = 0x01;
+const HCI_LE_SUBEV_ENH_CONN_COMPLETE: u8 = 0x0a;
 
 #[repr(C, align(8))]
 struct Slot<const N: usize>([u8; N]);
@@ -111,6 +116,74 @@ pub struct RxDrops {
     pub events_no_buffer: u32,
     /// ACL packets dropped because the mbuf pool was empty.
     pub acl_no_mbuf: u32,
+    /// Command Complete / Command Status events dropped because they answered no command the
+    /// host was waiting for (see [`AWAITING_ACK`]).
+    pub unexpected_acks: u32,
+    /// Other events and ACL packets dropped because the host was not in sync with the
+    /// controller.
+    pub events_unsynced: u32,
+    /// Events dropped because their fields are impossible (see [`event_is_sane`]).
+    pub events_malformed: u32,
+}
+
+/// The opcode of the command the host is waiting on, with bit 16 set; 0 when none.
+///
+/// NimBLE takes any Command Complete or Status that arrives while it is idle as the answer to
+/// its *next* command. One spurious or late answer from the controller then shifts every
+/// later answer by one command: each fails its opcode check, the host resets and resends,
+/// and with a controller that answers at once this loops inside a single poll forever (the
+/// controller fuzz target found it). So only the answer to the command last sent, by opcode,
+/// reaches the host; an answer after a timeout, a duplicate or a stray one is dropped.
+static AWAITING_ACK: AtomicU32 = AtomicU32::new(0);
+
+/// The opcode an HCI Command Complete or Command Status event answers (0 is the controller's
+/// "no command" credit update), or None for any other or a malformed event.
+fn acked_opcode(ev: &[u8]) -> Option<u16> {
+    match ev {
+        [HCI_EVT_CMD_COMPLETE, _, _num_cmds, lo, hi, ..] => Some(u16::from_le_bytes([*lo, *hi])),
+        [HCI_EVT_CMD_STATUS, _, _status, _num_cmds, lo, hi, ..] => {
+            Some(u16::from_le_bytes([*lo, *hi]))
+        }
+        [HCI_EVT_CMD_COMPLETE | HCI_EVT_CMD_STATUS, ..] => Some(0),
+        _ => None,
+    }
+}
+
+/// False for events NimBLE would act on without checking what it relies on. A successful LE
+/// (Enhanced) Connection Complete must say central (0) or peripheral (1) and carry a valid
+/// handle: with any other role NimBLE creates a half-initialised connection, and later reads
+/// an address through a pointer it never set (found by the controller fuzz target).
+fn event_is_sane(ev: &[u8]) -> bool {
+    match ev {
+        [HCI_EVT_LE_META, _, sub @ (HCI_LE_SUBEV_CONN_COMPLETE | HCI_LE_SUBEV_ENH_CONN_COMPLETE), status, lo, hi, role, peer_type, ..] =>
+        {
+            let want_len = if *sub == HCI_LE_SUBEV_CONN_COMPLETE {
+                19
+            } else {
+                31
+            };
+            usize::from(ev[1]) == want_len
+                && (*status != 0
+                    || (u16::from_le_bytes([*lo, *hi]) <= 0x0eff && *role <= 1 && *peer_type <= 3))
+        }
+        [HCI_EVT_LE_META, _, HCI_LE_SUBEV_CONN_COMPLETE | HCI_LE_SUBEV_ENH_CONN_COMPLETE, ..] => {
+            false
+        }
+        _ => true,
+    }
+}
+
+/// True if `ev` may go to the host: anything but an acknowledgement the host isn't waiting
+/// for. An awaited one ends the wait.
+fn ack_wanted(ev: &[u8]) -> bool {
+    let Some(opcode) = acked_opcode(ev) else {
+        return true;
+    };
+    let want = 0x1_0000 | u32::from(opcode);
+    opcode != 0
+        && AWAITING_ACK
+            .compare_exchange(want, 0, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
 }
 
 /// How many bytes are taken from the UART at a time.
@@ -132,6 +205,9 @@ static RX: Global<Rx> = Global::new(Rx {
     drops: RxDrops {
         events_no_buffer: 0,
         acl_no_mbuf: 0,
+        unexpected_acks: 0,
+        events_unsynced: 0,
+        events_malformed: 0,
     },
     stage: [0; STAGE_SIZE],
     pos: 0,
@@ -140,6 +216,7 @@ static RX: Global<Rx> = Global::new(Rx {
 
 /// Forgets partial input and lent buffers; used at each host start.
 pub fn reset() {
+    AWAITING_ACK.store(0, Ordering::Release);
     RX.with(|rx| {
         rx.parser.reset();
         rx.drops = RxDrops::default();
@@ -202,6 +279,23 @@ fn deliver(pkt: Packet<'_>, host: Option<HostCallbacks>, drops: &mut RxDrops) {
     };
     match pkt {
         Packet::Event(ev) => {
+            if !ack_wanted(ev) {
+                drops.unexpected_acks = drops.unexpected_acks.wrapping_add(1);
+                return;
+            }
+            if !event_is_sane(ev) {
+                drops.events_malformed = drops.events_malformed.wrapping_add(1);
+                return;
+            }
+            // Until the host has synced (at start, and again after it reset itself because the
+            // controller misbehaved) it only expects answers to its start-up commands. NimBLE
+            // would still act on a connection event then, with its own address not yet known,
+            // and crash (the controller fuzz target found it): nothing else goes in.
+            // SAFETY: plain NimBLE query on the NimBLE thread.
+            if acked_opcode(ev).is_none() && unsafe { nimble_sys::ble_hs_synced() } == 0 {
+                drops.events_unsynced = drops.events_unsynced.wrapping_add(1);
+                return;
+            }
             let is_adv_report =
                 ev.len() >= 3 && ev[0] == HCI_EVT_LE_META && ev[2] == HCI_LE_SUBEV_ADV_RPT;
             // Advertising reports come in floods; they use their own pool so they can never
@@ -226,6 +320,12 @@ fn deliver(pkt: Packet<'_>, host: Option<HostCallbacks>, drops: &mut RxDrops) {
             }
         }
         Packet::Acl(acl) => {
+            // No connection survives a host reset, so no data is due before sync either.
+            // SAFETY: plain NimBLE query on the NimBLE thread.
+            if unsafe { nimble_sys::ble_hs_synced() } == 0 {
+                drops.events_unsynced = drops.events_unsynced.wrapping_add(1);
+                return;
+            }
             let Ok(len) = u16::try_from(acl.len()) else {
                 drops.acl_no_mbuf = drops.acl_no_mbuf.wrapping_add(1);
                 return;
@@ -321,6 +421,11 @@ pub unsafe extern "C" fn ble_hci_trans_hs_cmd_tx(cmd: *mut u8) -> i32 {
     let mut frame = [0u8; 1 + CMD_BUF_SIZE];
     frame[0] = H4_COMMAND;
     frame[1..1 + body.len()].copy_from_slice(body);
+    // From now on only this command's answer is one (an earlier command's late answer isn't).
+    AWAITING_ACK.store(
+        0x1_0000 | u32::from(u16::from_le_bytes([body[0], body[1]])),
+        Ordering::Release,
+    );
     let ok = port::uart_write(&frame[..1 + body.len()]);
     ble_hci_trans_buf_free(cmd);
     if ok {
@@ -363,6 +468,7 @@ pub unsafe extern "C" fn ble_hci_trans_hs_acl_tx(om: *mut os_mbuf) -> i32 {
 /// Drops any partial packet from the controller; NimBLE calls it before an HCI reset.
 #[no_mangle]
 pub extern "C" fn ble_hci_trans_reset() -> i32 {
+    AWAITING_ACK.store(0, Ordering::Release);
     RX.with(|rx| rx.parser.reset());
     0
 }
@@ -372,4 +478,65 @@ pub extern "C" fn ble_hci_trans_reset() -> i32 {
 pub extern "C" fn ble_hci_trans_set_acl_free_cb(_cb: os_mempool_put_fn, _arg: *mut c_void) -> i32 {
     // Only needed for host flow control, which this build leaves off.
     BLE_ERR_UNSUPPORTED
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_awaited_answer_reaches_the_host() {
+        let reset_complete = [0x0e, 4, 1, 0x03, 0x0c, 0];
+        let reset_status = [0x0f, 4, 0, 1, 0x03, 0x0c];
+        let version_complete = [0x0e, 4, 1, 0x01, 0x10, 0];
+        let nop = [0x0e, 3, 1, 0, 0];
+        let truncated = [0x0e, 1, 1];
+        let disconnection = [0x05, 4, 0, 1, 0, 0x13];
+
+        AWAITING_ACK.store(0, Ordering::Release);
+        // Idle: no answer is wanted, other events always are.
+        assert!(!ack_wanted(&reset_complete));
+        assert!(ack_wanted(&disconnection));
+        // Waiting for Reset: another command's answer, a credit update and a malformed one
+        // are dropped; the answer itself passes once.
+        AWAITING_ACK.store(0x1_0c03, Ordering::Release);
+        assert!(!ack_wanted(&version_complete));
+        assert!(!ack_wanted(&nop));
+        assert!(!ack_wanted(&truncated));
+        assert!(ack_wanted(&reset_status));
+        assert!(
+            !ack_wanted(&reset_complete),
+            "a second answer to the same command"
+        );
+        AWAITING_ACK.store(0, Ordering::Release);
+    }
+
+    fn conn_complete(status: u8, handle: u16, role: u8, peer_type: u8) -> Vec<u8> {
+        let mut ev = vec![HCI_EVT_LE_META, 19, HCI_LE_SUBEV_CONN_COMPLETE, status];
+        ev.extend(handle.to_le_bytes());
+        ev.extend([role, peer_type, 1, 2, 3, 4, 5, 6, 24, 0, 0, 0, 0x90, 1, 0]);
+        ev
+    }
+
+    #[test]
+    fn impossible_connection_events_are_refused() {
+        assert!(event_is_sane(&conn_complete(0, 1, 0, 0)));
+        assert!(event_is_sane(&conn_complete(0, 0x0eff, 1, 3)));
+        assert!(!event_is_sane(&conn_complete(0, 1, 9, 0)), "role");
+        assert!(!event_is_sane(&conn_complete(0, 0x0f00, 1, 0)), "handle");
+        assert!(
+            !event_is_sane(&conn_complete(0, 1, 1, 4)),
+            "peer address type"
+        );
+        // A failed connection's other fields mean nothing.
+        assert!(event_is_sane(&conn_complete(0x3e, 0xffff, 0xff, 0xff)));
+        let mut short = conn_complete(0, 1, 0, 0);
+        short.pop();
+        short[1] = 18;
+        assert!(!event_is_sane(&short), "length");
+        assert!(
+            event_is_sane(&[0x05, 4, 0, 1, 0, 0x13]),
+            "other events pass"
+        );
+    }
 }
