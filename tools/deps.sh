@@ -3,7 +3,7 @@
 # Idempotent: every step checks for its result first, so a second run takes seconds.
 #
 #   tools/deps.sh            all steps
-#   tools/deps.sh micropython|nimble|system|venv|mpy_stubs|rust
+#   tools/deps.sh micropython|nimble|system|venv|mpy_stubs|rust|fuzz
 #
 # MICROPY_DIR / NIMBLE_DIR, when set, replace the fetched MicroPython / NimBLE trees.
 set -euo pipefail
@@ -20,6 +20,7 @@ BUMBLE_VERSION=0.0.236
 MYPY_VERSION=2.4.1
 MPY_STUBS_VERSION=1.29.0.post1
 MPY_STDLIB_STUBS_VERSION=1.29.0.post2
+CARGO_FUZZ_VERSION=0.13.2
 
 say() { printf '[deps] %s\n' "$*" >&2; }
 
@@ -28,7 +29,7 @@ as_root() {
 }
 
 step_system() {
-    local want=(libclang-dev libffi-dev pkg-config gcc-arm-none-eabi libnewlib-arm-none-eabi xz-utils)
+    local want=(libclang-dev clang libffi-dev pkg-config gcc-arm-none-eabi libnewlib-arm-none-eabi xz-utils)
     local missing=()
     for p in "${want[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -45,6 +46,16 @@ step_rust() {
         say "adding Rust target thumbv7em-none-eabihf"
         rustup target add thumbv7em-none-eabihf >/dev/null
     fi
+}
+
+# cargo-fuzz, for tools/fuzz.sh, in the cache rather than the user's ~/.cargo/bin.
+step_fuzz() {
+    local root="$CACHE/cargo-fuzz"
+    if [ -x "$root/bin/cargo-fuzz" ] && "$root/bin/cargo-fuzz" --version 2>/dev/null | grep -q " $CARGO_FUZZ_VERSION"; then
+        return
+    fi
+    say "building cargo-fuzz $CARGO_FUZZ_VERSION (about a minute)"
+    cargo install -q --locked --root "$root" "cargo-fuzz@$CARGO_FUZZ_VERSION"
 }
 
 # MicroPython from Debian's source package, through a private apt configuration so the
@@ -139,7 +150,7 @@ step_mpy_stubs() {
 }
 
 if [ $# -eq 0 ]; then
-    set -- system rust micropython nimble venv mpy_stubs
+    set -- system rust fuzz micropython nimble venv mpy_stubs
 fi
 for s in "$@"; do
     "step_$s"

@@ -30,13 +30,18 @@ header_is_current() {
         { echo "micropython_glue/ubluetooth.h differs from the committed one:"; git -C "$ROOT" diff --stat -- micropython_glue/ubluetooth.h; return 1; }
 }
 
-step "cargo fmt --check" cargo fmt --all -- --check
+fmt_check() {
+    cargo fmt --all -- --check && cargo fmt --manifest-path fuzz/Cargo.toml -- --check
+}
+
+step "cargo fmt --check" fmt_check
 step "cargo clippy (x86_64, all targets)" cargo clippy --workspace --all-targets -- -D warnings
 step "cargo clippy ($THUMB, no_std)" cargo clippy --no-default-features --target "$THUMB" -- -D warnings
 step "cargo test (units, syscfg)" cargo test --workspace
 step "cargo test nimble-sys pools under UBSan" cargo test -p nimble-sys --features sanitize --test pools
 step "cargo build --release ($THUMB)" cargo build --release --no-default-features --target "$THUMB"
 step "generated header is committed" header_is_current
+step "fuzz: H4 framing and the controller-to-host path (${FUZZ_SECONDS:-30} s each)" bash tools/fuzz.sh
 step "virtual controller harness (pytest)" "$VENV_PY" -m pytest -q tests/harness
 step "peers: our firmware against Bumble host devices" "$VENV_PY" -m pytest -q tests/peer
 step "firmware tests" "$VENV_PY" tests/firmware/run.py
