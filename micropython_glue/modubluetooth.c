@@ -13,6 +13,7 @@
 #include "py/mphal.h"
 #include "py/objarray.h"
 #include "py/objtuple.h"
+#include "py/smallint.h"
 
 #include "modubluetooth.h"
 
@@ -185,15 +186,33 @@ void ubt_glue_atomic_end(uintptr_t state) {
 #endif
 
 // Most arguments any event carries (spec §6).
-#define UBT_IRQ_MAX_ARGS (6)
 
-static mp_obj_t ubt_irq_arg_to_obj(const ubt_irq_arg_t *arg, mp_obj_array_t **view) {
+// Handlers running right now: an API call inside a handler can raise another event at once.
+static size_t ubt_irq_depth;
+
+// A memoryview object for an event's data: for an outermost event one of the BLE object's,
+// reused (no allocation per event: scan results and notifications come by the thousand); for
+// an event raised inside a handler a new one, as the outer handler's views are still live.
+static mp_obj_array_t *ubt_irq_view(ubt_ble_obj_t *ble, size_t *reused) {
+    if (ubt_irq_depth == 1 && *reused < UBT_REUSED_VIEWS) {
+        return ble->views[(*reused)++];
+    }
+    return m_new_obj(mp_obj_array_t);
+}
+
+static mp_obj_t ubt_irq_arg_to_obj(ubt_ble_obj_t *ble, const ubt_irq_arg_t *arg,
+    mp_obj_array_t **view, size_t *reused) {
     switch (arg->kind) {
         case UBT_ARG_INT:
+            // Handles, types, RSSI and statuses are all small: no allocation for them (the
+            // long-long constructor makes a big-int object even for 1 on mpz ports).
+            if (arg->value >= MP_SMALL_INT_MIN && arg->value <= MP_SMALL_INT_MAX) {
+                return MP_OBJ_NEW_SMALL_INT((mp_int_t)arg->value);
+            }
             return mp_obj_new_int_from_ll(arg->value);
         case UBT_ARG_BYTES: {
             // Read-only and only valid during the call: invalidated after the handler returns.
-            mp_obj_array_t *mv = m_new_obj(mp_obj_array_t);
+            mp_obj_array_t *mv = ubt_irq_view(ble, reused);
             mp_obj_memoryview_init(mv, 'B', 0, arg->len, (void *)arg->ptr);
             *view = mv;
             return MP_OBJ_FROM_PTR(mv);
@@ -224,14 +243,24 @@ ubt_irq_result_t ubt_glue_irq(uint16_t event, const ubt_irq_arg_t *args, size_t 
     }
 
     mp_obj_array_t *views[UBT_IRQ_MAX_ARGS] = { NULL };
+    size_t reused = 0;
     mp_sched_lock();
+    ++ubt_irq_depth;
     nlr_buf_t nlr;
     if (nlr_push(&nlr) == 0) {
         mp_obj_t items[UBT_IRQ_MAX_ARGS];
         for (size_t i = 0; i < n_args; ++i) {
-            items[i] = ubt_irq_arg_to_obj(&args[i], &views[i]);
+            items[i] = ubt_irq_arg_to_obj(ble, &args[i], &views[i], &reused);
         }
-        mp_obj_t data = mp_obj_new_tuple(n_args, items);
+        mp_obj_t data;
+        if (ubt_irq_depth == 1) {
+            // Reused, like the views: no allocation per event. Emptied after the call.
+            ble->irq_data->len = n_args;
+            memcpy(ble->irq_data->items, items, n_args * sizeof(mp_obj_t));
+            data = MP_OBJ_FROM_PTR(ble->irq_data);
+        } else {
+            data = mp_obj_new_tuple(n_args, items);
+        }
         mp_obj_t ret = mp_call_function_2(handler, MP_OBJ_NEW_SMALL_INT(event), data);
         mp_int_t value = 0;
         if (out != NULL) {
@@ -263,6 +292,14 @@ ubt_irq_result_t ubt_glue_irq(uint16_t event, const ubt_irq_arg_t *args, size_t 
             views[i]->items = (void *)"";
         }
     }
+    if (ubt_irq_depth == 1) {
+        // A tuple the handler kept reads as () and holds on to nothing.
+        for (size_t i = 0; i < UBT_IRQ_MAX_ARGS; ++i) {
+            ble->irq_data->items[i] = mp_const_none;
+        }
+        ble->irq_data->len = 0;
+    }
+    --ubt_irq_depth;
     mp_sched_unlock();
     return result;
 }
@@ -295,6 +332,15 @@ static mp_obj_t ubt_ble_make_new(const mp_obj_type_t *type, size_t n_args, size_
     if (MP_STATE_VM(ubt_ble_singleton) == MP_OBJ_NULL) {
         ubt_ble_obj_t *self = mp_obj_malloc(ubt_ble_obj_t, &ubt_ble_type);
         self->irq_handler = mp_const_none;
+        self->irq_data = MP_OBJ_TO_PTR(mp_obj_new_tuple(UBT_IRQ_MAX_ARGS, NULL));
+        for (size_t i = 0; i < UBT_IRQ_MAX_ARGS; ++i) {
+            self->irq_data->items[i] = mp_const_none;
+        }
+        self->irq_data->len = 0;
+        for (size_t i = 0; i < UBT_REUSED_VIEWS; ++i) {
+            self->views[i] = m_new_obj(mp_obj_array_t);
+            mp_obj_memoryview_init(self->views[i], 'B', 0, 0, (void *)"");
+        }
         MP_STATE_VM(ubt_ble_singleton) = MP_OBJ_FROM_PTR(self);
         #if UBT_HAVE_ATEXIT
         static bool registered = false;

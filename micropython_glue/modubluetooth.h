@@ -5,11 +5,24 @@
 #define UBT_MODUBLUETOOTH_H
 
 #include "py/obj.h"
+#include "py/objarray.h"
+#include "py/objtuple.h"
 #include "ubluetooth.h"
+
+// How many items an event's data tuple has at most, and how many memoryviews one event can
+// carry (a scan result's address and data, a secret's key and value); the BLE object keeps a
+// tuple and that many views to reuse.
+#define UBT_IRQ_MAX_ARGS (6)
+#define UBT_REUSED_VIEWS (2)
 
 typedef struct _ubt_ble_obj_t {
     mp_obj_base_t base;
     mp_obj_t irq_handler;
+    // The data tuple and memoryview objects handed to the handler, one set reused by every
+    // event that isn't raised from inside another handler; reachable from the singleton, so
+    // never swept.
+    mp_obj_tuple_t *irq_data;
+    mp_obj_array_t *views[UBT_REUSED_VIEWS];
 } ubt_ble_obj_t;
 
 typedef struct _ubt_uuid_obj_t {

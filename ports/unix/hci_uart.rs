@@ -535,9 +535,12 @@ pub fn uart_read(buf: &mut [u8]) -> usize {
     };
     let mut rx = lock(&shared.rx);
     let n = rx.len().min(buf.len());
-    for (dst, src) in buf.iter_mut().zip(rx.drain(..n)) {
-        *dst = src;
-    }
+    // The ring's two halves, copied whole rather than byte by byte.
+    let (front, back) = rx.as_slices();
+    let from_front = n.min(front.len());
+    buf[..from_front].copy_from_slice(&front[..from_front]);
+    buf[from_front..n].copy_from_slice(&back[..n - from_front]);
+    rx.drain(..n);
     n
 }
 

@@ -72,8 +72,8 @@ print('-- active scan')
 scan(True, [(PEER_CONN, 0), (PEER_SCAN, 2), (PEER_CONN, 4), (PEER_SCAN, 4)])
 print('unexpected advertisers', other)
 
-# A memoryview kept past its handler reads as empty; so do views kept from earlier events
-# once a later one's handler has returned. An event raised inside a handler (gap_scan(None)
+# A memoryview or data tuple kept past its handler reads as empty; so do ones kept from
+# earlier events once a later one's handler has returned (they are reused, not allocated). An event raised inside a handler (gap_scan(None)
 # raises _IRQ_SCAN_DONE at once) leaves the outer handler's views intact.
 print('-- kept views, nested event')
 kept = []
@@ -83,7 +83,7 @@ nested = []
 def keeping(event, data):
     if event == _IRQ_SCAN_RESULT and len(kept) < 4:
         addr, adv_data = data[1], data[4]
-        kept.append((addr, adv_data))
+        kept.append((data, addr, adv_data))
         if len(kept) == 4:
             before = (bytes(addr), bytes(adv_data))
             ble.gap_scan(None)
@@ -99,5 +99,6 @@ t0 = time.ticks_ms()
 while not nested and time.ticks_diff(time.ticks_ms(), t0) < 15000:
     time.sleep_ms(10)
 print('outer views intact after nested event', nested)
-print('kept views empty', [(len(a), bytes(d)) for a, d in kept])
+print('kept views empty', [(len(a), bytes(d)) for _, a, d in kept])
+print('kept tuples empty', [t for t, _, _ in kept])
 ble.active(False)

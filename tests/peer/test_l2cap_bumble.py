@@ -59,7 +59,7 @@ seen = []
 
 
 def irq(ev, data):
-    seen.append((ev, tuple(data)))
+    seen.append((ev, list(data)))  # a copy: the tuple itself is reused
     if ev != 25:
         print('EV', ev, '|'.join(str(x) for x in data))
 
