@@ -5,6 +5,7 @@
 #   make test      -> every test (what CI runs)
 #   make demo      -> a temperature sensor and a central reading it, over virtual controllers
 #   make aioble    -> aioble's multitests on our firmware (MICROPYTHON_LIB_DIR=<micropython-lib>)
+#   make bench     -> ours against MicroPython's C module: bench/RESULTS.md
 #
 # MICROPY_DIR / NIMBLE_DIR point the build at your own MicroPython checkout / NimBLE tree.
 
@@ -35,8 +36,10 @@ all: unix
 deps:
 	@bash $(ROOT)/tools/deps.sh
 
+# `cargo rustc --crate-type staticlib`: with the rlib the crate also builds (for tests and
+# fuzzing), cargo doesn't apply LTO, and the firmware's text grows by ~70 kB.
 rust: deps
-	cd $(ROOT) && cargo build --release
+	cd $(ROOT) && cargo rustc --release --lib --crate-type staticlib
 
 unix: rust
 	$(if $(NO_MPY_LIB),mkdir -p $(NO_MPY_LIB) && echo "micropython-lib is not used by this build" > $(NO_MPY_LIB)/README.md)
@@ -55,9 +58,10 @@ aioble: unix
 clean:
 	rm -rf $(ROOT)/build $(ROOT)/target
 
-# Throughput of ours against MicroPython's own C bluetooth module on the same NimBLE tree:
-# builds the comparator (build/bench/cmodule/micropython), then alternates the two firmwares
-# over the perf multitests (BENCH_ROUNDS rounds) and writes raw numbers to build/bench/.
+# Ours against MicroPython's own C bluetooth module on the same NimBLE tree (bench/RESULTS.md):
+# builds the comparator (build/bench/cmodule/micropython), measures throughput (BENCH_ROUNDS
+# alternating rounds), CPU per event (callgrind), size and memory, writes the raw numbers to
+# build/bench/*.json and the tables into bench/RESULTS.md.
 BENCH_ROUNDS ?= 5
 VENV_PYTHON := $(ROOT)/.cache/venv/bin/python
 
@@ -66,3 +70,7 @@ bench: unix
 	MICROPY_DIR=$(MICROPY_DIR) bash $(ROOT)/bench/build_cmodule.sh
 	$(VENV_PYTHON) $(ROOT)/bench/throughput.py --rounds $(BENCH_ROUNDS) \
 		--micropython-dir $(MICROPY_DIR) --json $(ROOT)/build/bench/throughput.json
+	$(VENV_PYTHON) $(ROOT)/bench/cpu.py --json $(ROOT)/build/bench/cpu.json
+	$(VENV_PYTHON) $(ROOT)/bench/size.py --json $(ROOT)/build/bench/size.json
+	$(VENV_PYTHON) $(ROOT)/bench/heap.py --json $(ROOT)/build/bench/heap.json
+	$(VENV_PYTHON) $(ROOT)/bench/report.py

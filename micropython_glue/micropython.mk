@@ -20,7 +20,7 @@ UBT_LIB := $(UBT_TARGET_DIR)/release/libubluetooth.a
 endif
 
 ifneq ($(UBT_SKIP_CARGO),1)
-UBT_CARGO_OK := $(shell cd $(UBT_DIR) && CARGO_TARGET_DIR=$(UBT_TARGET_DIR) cargo build --release $(UBT_CARGO_FLAGS) 1>&2 && echo ok)
+UBT_CARGO_OK := $(shell cd $(UBT_DIR) && CARGO_TARGET_DIR=$(UBT_TARGET_DIR) cargo rustc --release --lib --crate-type staticlib $(UBT_CARGO_FLAGS) 1>&2 && echo ok)
 ifneq ($(UBT_CARGO_OK),ok)
 $(error ubluetooth: cargo build failed)
 endif

@@ -39,7 +39,7 @@ step "cargo clippy (x86_64, all targets)" cargo clippy --workspace --all-targets
 step "cargo clippy ($THUMB, no_std)" cargo clippy --no-default-features --target "$THUMB" -- -D warnings
 step "cargo test (units, syscfg)" cargo test --workspace
 step "cargo test nimble-sys pools under UBSan" cargo test -p nimble-sys --features sanitize --test pools
-step "cargo build --release ($THUMB)" cargo build --release --no-default-features --target "$THUMB"
+step "cargo build --release ($THUMB)" cargo rustc --release --lib --crate-type staticlib --no-default-features --target "$THUMB"
 step "generated header is committed" header_is_current
 step "fuzz: H4 framing and the controller-to-host path (${FUZZ_SECONDS:-30} s each)" bash tools/fuzz.sh
 step "virtual controller harness (pytest)" "$VENV_PY" -m pytest -q tests/harness
