@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import hashlib
 import json
 import os
 import platform
@@ -39,6 +38,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 import multitest  # noqa: E402  (tests/multitest.py: VLink and the run-multitests driver)
+
+sys.path.insert(0, str(ROOT / "bench"))
+from benchlib import git_commit, sha256  # noqa: E402
 
 DEFAULT_TESTS = ("perf_gatt_notify", "perf_gatt_char_write", "perf_l2cap")
 FIRMWARES = {
@@ -219,18 +221,6 @@ def take_snapshot(sources: dict[str, Path], into: Path) -> dict[str, Path]:
             raise BenchError(f"{label} firmware {src} is unusable: {check.stdout}{check.stderr}")
         copies[label] = dst
     return copies
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
-    except OSError:
-        return None
-    return out.stdout.strip() or None
 
 
 def write_json(
