@@ -37,7 +37,7 @@ def irq(event, data):
         conn, cid, psm, our_mtu, peer_mtu = data
         events[event] = (cid, peer_mtu)
     else:
-        events[event] = data
+        events[event] = list(data)  # a copy: the module reuses the tuple
 
 
 def wait(event):

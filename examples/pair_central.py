@@ -72,7 +72,7 @@ def irq(event, data):
     elif event == _IRQ_PERIPHERAL_CONNECT:
         events[event] = data[0]
     else:
-        events[event] = data
+        events[event] = list(data)  # a copy: the module reuses the tuple
 
 
 def wait(event):

@@ -101,7 +101,10 @@ impl Controller {
 
     fn answer(&mut self, opcode: u16, params: &[u8]) {
         if std::env::var_os("UBT_FUZZ_TRACE").is_some() {
-            eprintln!("{:>8} ms  command {opcode:04x} {params:02x?} (queued for host: {:02x?})", self.now_ms, self.to_host);
+            eprintln!(
+                "{:>8} ms  command {opcode:04x} {params:02x?} (queued for host: {:02x?})",
+                self.now_ms, self.to_host
+            );
         }
         if self.answers_left == 0 {
             return;
