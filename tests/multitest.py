@@ -112,6 +112,27 @@ def run_one(
     return test.stem, ok, output, time.monotonic() - t0
 
 
+def gc_stress(
+    tests: list[tuple[Path, bool]], firmware: Path, heapsize: str
+) -> tuple[list[tuple[Path, bool]], Path]:
+    """Copies of the tests with the GC-stress preamble, and a firmware wrapper that starts the
+    firmware with a heap of `heapsize`; both in a temporary folder kept for the run."""
+    work = Path(tempfile.mkdtemp(prefix="ubt-gc-stress-"))
+    preamble = (ROOT / "tests" / "gc_stress_preamble.py").read_text()
+    copies = []
+    for test, alone in tests:
+        copy = work / test.name
+        copy.write_text(preamble + "\n" + test.read_text())
+        exp = test.with_name(test.name + ".exp")
+        if exp.exists():
+            shutil.copy(exp, work / exp.name)
+        copies.append((copy, alone))
+    wrapper = work / "micropython"
+    wrapper.write_text(f'#!/bin/sh\nexec "{firmware}" -X heapsize={heapsize} "$@"\n')
+    wrapper.chmod(0o755)
+    return copies, wrapper
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--firmware", default=str(ROOT / "build" / "unix" / "micropython"))
@@ -120,6 +141,12 @@ def main() -> int:
         default=os.environ.get("MICROPY_DIR") or str(ROOT / ".cache" / "micropython-1.25.0"),
     )
     ap.add_argument("-j", "--jobs", type=int, default=2)
+    ap.add_argument(
+        "--gc-stress",
+        metavar="HEAPSIZE",
+        help="run every test with gc.collect() inside each IRQ handler call "
+        "(tests/gc_stress_preamble.py) and `-X heapsize=HEAPSIZE` (e.g. 48k)",
+    )
     ap.add_argument(
         "--path",
         action="append",
@@ -145,6 +172,9 @@ def main() -> int:
         return 2
 
     extra = tuple(str(Path(p).resolve()) for p in args.path)
+    firmware = Path(args.firmware).resolve()
+    if args.gc_stress:
+        tests, firmware = gc_stress(tests, firmware, args.gc_stress)
     passed = failed = 0
     # Tests marked `alone` (busy for a long time, CPU-heavy) run after the others, one at a
     # time: beside them, two cores leave other tests' start-up and HCI commands past their
@@ -152,7 +182,7 @@ def main() -> int:
     batches = [[t for t, alone in tests if not alone], [t for t, alone in tests if alone]]
     for batch, jobs in zip(batches, (args.jobs, 1)):
         with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = [pool.submit(run_one, t, Path(args.firmware).resolve(), micropython_dir, extra) for t in batch]
+            futures = [pool.submit(run_one, t, firmware, micropython_dir, extra) for t in batch]
             for fut in concurrent.futures.as_completed(futures):
                 name, ok, output, secs = fut.result()
                 print(f"multitest {name}: {'pass' if ok else 'FAIL'} ({secs:.1f} s)", flush=True)
