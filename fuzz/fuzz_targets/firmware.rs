@@ -24,6 +24,12 @@ thread_local! {
     static CTRL: RefCell<Controller> = RefCell::new(Controller::default());
 }
 
+/// UBT_FUZZ_TRACE set: print each command the controller answers (read once, not per command).
+fn trace() -> bool {
+    static TRACE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TRACE.get_or_init(|| std::env::var_os("UBT_FUZZ_TRACE").is_some())
+}
+
 pub fn with<R>(f: impl FnOnce(&mut Controller) -> R) -> R {
     CTRL.with(|c| f(&mut c.borrow_mut()))
 }
@@ -100,7 +106,7 @@ impl Controller {
     }
 
     fn answer(&mut self, opcode: u16, params: &[u8]) {
-        if std::env::var_os("UBT_FUZZ_TRACE").is_some() {
+        if trace() {
             eprintln!(
                 "{:>8} ms  command {opcode:04x} {params:02x?} (queued for host: {:02x?})",
                 self.now_ms, self.to_host
