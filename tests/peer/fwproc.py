@@ -4,6 +4,7 @@ read line by line as it arrives."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 
@@ -112,3 +113,20 @@ async def run_firmware(uart: str, script: str, path, timeout: float) -> str:
     assert proc.returncode == 0, text
     assert 'END' in text.splitlines(), text
     return text
+
+
+@contextlib.asynccontextmanager
+async def bumble_device(link, index: int = 1, name: str = 'peer'):
+    """A powered-on Bumble host `Device` on controller `index` of a VLink; its transport is
+    closed on exit."""
+    from bumble.device import Device
+    from bumble.transport import open_transport
+
+    transport = await open_transport(f'serial:{link.paths[index]},1000000')
+    try:
+        dev = Device.with_hci(name, link.controllers[index].public_address,
+                              transport.source, transport.sink)
+        await dev.power_on()
+        yield dev
+    finally:
+        await transport.close()

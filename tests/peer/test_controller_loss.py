@@ -9,7 +9,6 @@ Run: .cache/venv/bin/python -m pytest tests/peer
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 
@@ -17,12 +16,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, 'tests', 'harness'))
 
-from bumble.device import AdvertisingData, Device  # noqa: E402
-from bumble.transport import open_transport  # noqa: E402
+from bumble.device import AdvertisingData  # noqa: E402
 
 from vlink import VLink  # noqa: E402
 
-from fwproc import Firmware, run_async  # noqa: E402
+from fwproc import Firmware, bumble_device, run_async  # noqa: E402
 
 # The script moves on when the test creates a file next to it: `lost` once the controller is
 # gone, `back` once a new one listens on the same path.
@@ -98,11 +96,7 @@ async def test_controller_hang_up_then_recovery(tmp_path):
 
         # A new controller on the same path, and a device advertising beside it.
         link = await VLink(count=2, directory=links).start()
-        transport = await open_transport(f'serial:{link.paths[1]},1000000')
-        try:
-            dev = Device.with_hci('peer', link.controllers[1].public_address,
-                                  transport.source, transport.sink)
-            await dev.power_on()
+        async with bumble_device(link) as dev:
             dev.advertising_data = bytes(AdvertisingData([
                 (AdvertisingData.COMPLETE_LOCAL_NAME, b'phoenix')]))
             await dev.start_advertising(auto_restart=False)
@@ -111,7 +105,5 @@ async def test_controller_hang_up_then_recovery(tmp_path):
             assert await fw.expect('found peer') == 'found peer True'
             await fw.expect('done')
             assert await fw.stop() == 0
-        finally:
-            await transport.close()
     finally:
         await link.close()

@@ -17,13 +17,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, 'tests', 'harness'))
 
-from bumble.device import Device  # noqa: E402
 from bumble.hci import OwnAddressType  # noqa: E402
-from bumble.transport import open_transport  # noqa: E402
 
 from vlink import VLink  # noqa: E402
 
-from fwproc import Firmware, run_async  # noqa: E402
+from fwproc import Firmware, bumble_device, run_async  # noqa: E402
 
 # The C allocator's arenas settle over the first hundred or so cycles (RSS grows ~130 kB, then
 # stays put to 1000 cycles); 200 cycles after that must not grow at all beyond noise.
@@ -91,11 +89,7 @@ async def test_start_stop_cycles_leak_nothing(tmp_path):
     script.write_text(SCRIPT)
     fw = Firmware()
     async with VLink(count=2) as link:
-        transport = await open_transport(f'serial:{link.paths[1]},1000000')
-        try:
-            dev = Device.with_hci('peer', link.controllers[1].public_address,
-                                  transport.source, transport.sink)
-            await dev.power_on()
+        async with bumble_device(link) as dev:
             await dev.start_advertising(auto_restart=True, own_address_type=OwnAddressType.PUBLIC,
                                         advertising_interval_min=20, advertising_interval_max=20)
             peer = str(link.controllers[1].public_address).split('/')[0]
@@ -104,8 +98,6 @@ async def test_start_stop_cycles_leak_nothing(tmp_path):
             last = (await fw.expect(f'after {CYCLES} ', 200)).split()
             await fw.expect('done')
             assert await fw.stop() == 0
-        finally:
-            await transport.close()
     heap = (int(first[3]), int(last[3]))
     rss = (int(first[5]), int(last[5]))
     trend = '\n'.join(line for line in fw.lines if line.startswith('after'))
