@@ -431,6 +431,8 @@ static mp_obj_t ubt_config_get(qstr key) {
         }
         case MP_QSTR_rxbuf:
             return MP_OBJ_NEW_SMALL_INT(ubt_rxbuf_size);
+        case MP_QSTR_rx_dropped:
+            return mp_obj_new_int_from_uint(ubt_ble_config_rx_dropped());
         case MP_QSTR_mtu: {
             uint16_t mtu;
             ubt_check(ubt_ble_config_mtu(&mtu));

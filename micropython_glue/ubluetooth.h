@@ -209,6 +209,11 @@ ubt_status_t ubt_ble_config_set_gap_name(const uint8_t *name, size_t len);
 // `mtu` must be writable.
 ubt_status_t ubt_ble_config_mtu(uint16_t *mtu);
 
+// `config('rx_dropped')`: how many packets from the controller the host refused since the
+// stack last started (no event buffer free, no mbuf, malformed, unexpected or before sync).
+// Events are otherwise delivered synchronously, so this is every event a script can miss.
+uint32_t ubt_ble_config_rx_dropped(void);
+
 // `config(mtu=...)`; truncated to u16 by the shim, as in the C module.
 ubt_status_t ubt_ble_config_set_mtu(uint16_t mtu);
 

@@ -259,6 +259,14 @@ pub unsafe extern "C" fn ubt_ble_config_mtu(mtu: *mut u16) -> Status {
     }
 }
 
+/// `config('rx_dropped')`: how many packets from the controller the host refused since the
+/// stack last started (no event buffer free, no mbuf, malformed, unexpected or before sync).
+/// Events are otherwise delivered synchronously, so this is every event a script can miss.
+#[no_mangle]
+pub extern "C" fn ubt_ble_config_rx_dropped() -> u32 {
+    crate::hci::transport::drops().total()
+}
+
 /// `config(mtu=...)`; truncated to u16 by the shim, as in the C module.
 #[no_mangle]
 pub extern "C" fn ubt_ble_config_set_mtu(mtu: u16) -> Status {

@@ -126,6 +126,17 @@ pub struct RxDrops {
     pub events_malformed: u32,
 }
 
+impl RxDrops {
+    /// Every packet dropped, whatever the reason.
+    pub fn total(&self) -> u32 {
+        self.events_no_buffer
+            .wrapping_add(self.acl_no_mbuf)
+            .wrapping_add(self.unexpected_acks)
+            .wrapping_add(self.events_unsynced)
+            .wrapping_add(self.events_malformed)
+    }
+}
+
 /// The opcode of the command the host is waiting on, with bit 16 set; 0 when none.
 ///
 /// NimBLE takes any Command Complete or Status that arrives while it is idle as the answer to
