@@ -34,6 +34,7 @@ use crate::ble;
 use crate::error::{check, errno, nimble_to_errno, Status, OK};
 use crate::events::{self, IrqArg};
 use crate::global::Global;
+use crate::mbuf_pool::{MbufPool, POOL_ALIGN};
 
 /// NimBLE's "sent part of the SDU, waiting for credits" return code.
 const BLE_HS_ESTALLED: c_int = ns::BLE_HS_ESTALLED as c_int;
@@ -43,8 +44,6 @@ const BLE_HS_ENOMEM: c_int = ns::BLE_HS_ENOMEM as c_int;
 const COC_MPS: usize = ns::MYNEWT_VAL_BLE_L2CAP_COC_MPS as usize;
 /// Size of one block of a channel's pools, mbuf header included.
 const BLOCK_SIZE: usize = 256;
-/// Pool storage alignment; our NPL's `OS_ALIGNMENT` is at most this.
-const POOL_ALIGN: usize = 8;
 
 // --- Pure sizing and validation ------------------------------------------------------------------
 
@@ -97,11 +96,9 @@ pub fn mem_recovered(free: i32, count: i32) -> bool {
 
 // --- A private block pool ----------------------------------------------------------------------
 
-/// An mbuf pool over Rust heap memory. Boxed: NimBLE's mbufs point at `omp`, which points at
-/// `mp`, so neither may move.
+/// A channel's mbuf pool over Rust heap memory. Boxed: NimBLE's mbufs point into `pool`.
 struct Pool {
-    mp: ns::os_mempool,
-    omp: ns::os_mbuf_pool,
+    pool: MbufPool,
     mem: Vec<u64>,
 }
 
@@ -114,41 +111,20 @@ impl Pool {
         mem.try_reserve_exact(words).ok()?;
         mem.resize(words, 0u64);
         let mut pool = Box::new(Pool {
-            mp: ns::os_mempool::default(),
-            omp: ns::os_mbuf_pool::default(),
+            pool: MbufPool::new(),
             mem,
         });
         let base = pool.mem.as_mut_ptr().cast::<u8>();
-        // The free list: each block's first word points at the next block. Built here rather
-        // than by os_mempool_init, which would link the pool into NimBLE's global list of
-        // pools for good (a dangling entry once this pool is dropped).
-        for i in 0..blocks {
-            let next = if i + 1 < blocks {
-                // SAFETY: block i + 1 lies inside `mem` (blocks * BLOCK_SIZE bytes).
-                unsafe { base.add((i + 1) * BLOCK_SIZE) }
-            } else {
-                ptr::null_mut()
-            };
-            // SAFETY: block i lies inside `mem`; blocks are 8-byte aligned (BLOCK_SIZE is a
-            // multiple of 8 and `mem` is u64s), as a pointer store needs.
-            unsafe { base.add(i * BLOCK_SIZE).cast::<*mut u8>().write(next) };
-        }
-        pool.mp.mp_block_size = BLOCK_SIZE as u32;
-        pool.mp.mp_num_blocks = blocks16;
-        pool.mp.mp_num_free = blocks16;
-        pool.mp.mp_min_free = blocks16;
-        pool.mp.mp_flags = 0;
-        pool.mp.mp_membuf_addr = base as usize;
-        pool.mp.__bindgen_anon_1.slh_first = base.cast();
-        pool.omp.omp_databuf_len = block_data_len() as u16;
-        pool.omp.omp_pool = &mut pool.mp;
+        // SAFETY: `mem` holds blocks * BLOCK_SIZE bytes, u64-aligned; BLOCK_SIZE is a multiple
+        // of POOL_ALIGN. The box keeps both in place, and a pool is only dropped once NimBLE
+        // can no longer hold one of its mbufs (module docs).
+        unsafe { pool.pool.init(base, blocks16, BLOCK_SIZE) };
         Some(pool)
     }
 
     /// A fresh packet-header mbuf, or null when the pool is empty.
     fn get(&mut self) -> *mut ns::os_mbuf {
-        // SAFETY: `omp` is initialised and lives (boxed) as long as any mbuf from it.
-        unsafe { ns::os_mbuf_get_pkthdr(&mut self.omp, 0) }
+        self.pool.get_pkthdr(0)
     }
 }
 
@@ -1009,6 +985,6 @@ mod tests {
             // SAFETY: each is a live mbuf of this pool.
             unsafe { ns::os_mbuf_free_chain(m) };
         }
-        assert_eq!(pool.mp.mp_num_free, 4);
+        assert_eq!(pool.pool.num_free(), 4);
     }
 }

@@ -21,6 +21,7 @@ pub mod gatts;
 pub mod global;
 pub mod hci;
 pub mod l2cap;
+pub mod mbuf_pool;
 pub mod npl;
 pub mod port;
 pub mod security;

@@ -13,12 +13,14 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use nimble_sys::{
     ble_hci_trans_rx_acl_fn, ble_hci_trans_rx_cmd_fn, ble_mbuf_hdr, os_mbuf, os_mbuf_append,
-    os_mbuf_free_chain, os_mempool_put_fn, os_msys_get_pkthdr, BLE_HCI_TRANS_BUF_CMD,
-    BLE_HCI_TRANS_BUF_EVT_HI, BLE_HCI_TRANS_BUF_EVT_LO,
+    os_mbuf_free_chain, os_mbuf_pkthdr, os_mempool_put_fn, BLE_HCI_TRANS_BUF_CMD,
+    BLE_HCI_TRANS_BUF_EVT_HI, BLE_HCI_TRANS_BUF_EVT_LO, MYNEWT_VAL_BLE_ACL_BUF_COUNT,
+    MYNEWT_VAL_BLE_ACL_BUF_SIZE,
 };
 
 use super::h4::{H4Parser, Packet};
 use crate::global::Global;
+use crate::mbuf_pool::{MbufPool, POOL_ALIGN};
 use crate::port;
 
 /// Command buffers hold an opcode, a length and up to 255 parameter bytes (NimBLE sizes them
@@ -95,6 +97,38 @@ impl<const N: usize, const K: usize> BufPool<N, K> {
         // SAFETY: single-threaded access, as in `alloc`.
         unsafe { *self.used.get() = [false; K] };
     }
+}
+
+/// ACL data from the controller goes into a pool of its own, as in NimBLE's UART transport:
+/// taken from NimBLE's shared pool, it was dropped whenever the host's own queued notifications
+/// had used that pool up (four links notifying both ways lost most of their data). Each block
+/// holds one packet of NimBLE's ACL buffer size with its HCI header and NimBLE's mbuf headers;
+/// longer ones chain blocks.
+const ACL_BUF_COUNT: u16 = MYNEWT_VAL_BLE_ACL_BUF_COUNT as u16;
+const ACL_BLOCK_SIZE: usize = (core::mem::size_of::<os_mbuf>()
+    + core::mem::size_of::<os_mbuf_pkthdr>()
+    + core::mem::size_of::<ble_mbuf_hdr>()
+    + 4
+    + MYNEWT_VAL_BLE_ACL_BUF_SIZE as usize)
+    .next_multiple_of(POOL_ALIGN);
+
+struct AclPool {
+    pool: UnsafeCell<MbufPool>,
+    mem: UnsafeCell<[u64; ACL_BLOCK_SIZE * ACL_BUF_COUNT as usize / POOL_ALIGN]>,
+}
+
+// SAFETY: touched only by the thread that runs NimBLE (design rule 5), as the buffer pools.
+unsafe impl Sync for AclPool {}
+
+static ACL_RX: AclPool = AclPool {
+    pool: UnsafeCell::new(MbufPool::new()),
+    mem: UnsafeCell::new([0; ACL_BLOCK_SIZE * ACL_BUF_COUNT as usize / POOL_ALIGN]),
+};
+
+/// A packet-header mbuf from the ACL receive pool, or null when it is used up.
+fn acl_rx_get() -> *mut os_mbuf {
+    // SAFETY: NimBLE-thread only; the pool was set up by `reset` (before, it hands out null).
+    unsafe { (*ACL_RX.pool.get()).get_pkthdr(core::mem::size_of::<ble_mbuf_hdr>() as u8) }
 }
 
 static CMD_BUFS: BufPool<CMD_BUF_SIZE, CMD_BUF_COUNT> = BufPool::new();
@@ -233,6 +267,12 @@ pub fn reset() {
     CMD_BUFS.reset();
     EVT_HI_BUFS.reset();
     EVT_LO_BUFS.reset();
+    // SAFETY: the memory is static, u64-aligned and ACL_BUF_COUNT blocks long; ACL_BLOCK_SIZE
+    // is a multiple of POOL_ALIGN. As with the buffer pools, the host holds no mbuf from the
+    // previous session: it is stopped, and its start discards its queues.
+    unsafe {
+        (*ACL_RX.pool.get()).init(ACL_RX.mem.get().cast(), ACL_BUF_COUNT, ACL_BLOCK_SIZE);
+    }
 }
 
 /// What has been dropped since the last [`reset`].
@@ -342,9 +382,7 @@ fn deliver(pkt: Packet<'_>, host: Option<HostCallbacks>, drops: &mut RxDrops) {
                 drops.acl_no_mbuf = drops.acl_no_mbuf.wrapping_add(1);
                 return;
             };
-            // SAFETY: os_msys_get_pkthdr is NimBLE's allocator; a null return is handled.
-            let om =
-                unsafe { os_msys_get_pkthdr(len, core::mem::size_of::<ble_mbuf_hdr>() as u16) };
+            let om = acl_rx_get();
             if om.is_null() {
                 drops.acl_no_mbuf = drops.acl_no_mbuf.wrapping_add(1);
                 return;
