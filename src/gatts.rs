@@ -817,6 +817,12 @@ pub fn set_buffer(handle: u16, len: usize, append: bool) -> Result<(), Status> {
     with_server(|s| s.db.get_mut(handle)?.set_buffer(len, append))
 }
 
+/// Blocks of NimBLE's shared mbuf pool that `gatts_notify`/`gatts_indicate` leave free (they
+/// raise `OSError(ENOMEM)` instead, as when the pool is empty), so the host can still answer a
+/// peer's requests while a script notifies as fast as it can. Without the reserve the answers
+/// found the pool used up and the peer's GATT requests timed out (tests/peer/test_exit.py).
+const NOTIFY_POOL_RESERVE: i32 = 2;
+
 /// `gatts_notify` / `gatts_indicate`. Without `data`, NimBLE reads the stored value through
 /// access_cb (raising `_IRQ_GATTS_READ_REQUEST(65535, handle)` first); with it, `data` is sent
 /// and the stored value left alone.
@@ -827,6 +833,10 @@ pub fn notify(
     indicate: bool,
 ) -> Result<(), Status> {
     require_active()?;
+    // SAFETY: plain NimBLE query on the NimBLE thread.
+    if unsafe { ns::os_msys_num_free() } <= NOTIFY_POOL_RESERVE {
+        return Err(errno::ENOMEM);
+    }
     let om = match data {
         // Lengths are truncated to 16 bits, as the C module's call does; NimBLE truncates the
         // payload to the ATT MTU.

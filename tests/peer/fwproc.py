@@ -33,10 +33,12 @@ class Firmware:
         self._changed = asyncio.Event()
         self._reader: asyncio.Task | None = None
 
-    async def start(self, script: str, uart: str, *args: str) -> None:
+    async def start(self, script: str, uart: str, *args: str, stdin=None) -> None:
+        """Runs `FIRMWARE script *args`; stdin is /dev/null unless a descriptor is given."""
         env = dict(os.environ, MICROPYBTUART=uart)
         self.proc = await asyncio.create_subprocess_exec(
-            FIRMWARE, script, *args, stdin=asyncio.subprocess.DEVNULL,
+            FIRMWARE, script, *args,
+            stdin=asyncio.subprocess.DEVNULL if stdin is None else stdin,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
         self._reader = asyncio.create_task(self._read())
 
