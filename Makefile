@@ -2,6 +2,7 @@
 # it into MicroPython's Unix port as a user C module.
 #
 #   make unix      -> build/unix/micropython
+#   make unix-asan -> build/unix-asan/micropython, AddressSanitizer on (tools/asan.sh tests it)
 #   make test      -> every test (what CI runs)
 #   make demo      -> a temperature sensor and a central reading it, over virtual controllers
 #   make aioble    -> aioble's multitests on our firmware (MICROPYTHON_LIB_DIR=<micropython-lib>)
@@ -48,6 +49,32 @@ unix: rust
 
 test: unix
 	bash $(ROOT)/tools/test.sh
+
+# The same firmware with AddressSanitizer in every part: MicroPython and our glue (gcc), NimBLE
+# (gcc, through nimble-sys's cc, which takes CFLAGS from the environment) and the Rust crate
+# (rustc's -Zsanitizer=address, which RUSTC_BOOTSTRAP allows on this stable toolchain; its
+# instrumentation links against gcc's libasan). Separate build and cargo target folders, so
+# neither build invalidates the other's cache. Use-after-return detection is off, as in
+# MicroPython's own ASan CI build: fake stack frames would hide the GC's roots. Not stripped,
+# so reports have symbols; line tables for file:line in Rust frames.
+ASAN_CFLAGS := -fsanitize=address --param asan-use-after-return=0 -fno-omit-frame-pointer -g
+ASAN_RUST_TARGET := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+ASAN_TARGET_DIR := $(ROOT)/target/asan
+ASAN_UBT_LIB := $(ASAN_TARGET_DIR)/$(ASAN_RUST_TARGET)/release/libubluetooth.a
+
+.PHONY: rust-asan unix-asan
+rust-asan: deps
+	cd $(ROOT) && RUSTC_BOOTSTRAP=1 \
+		RUSTFLAGS="-Zsanitizer=address -Cforce-frame-pointers=yes -Cdebuginfo=line-tables-only" \
+		CFLAGS="$(ASAN_CFLAGS)" CARGO_TARGET_DIR=$(ASAN_TARGET_DIR) \
+		cargo rustc --release --lib --crate-type staticlib --target $(ASAN_RUST_TARGET)
+
+unix-asan: rust-asan
+	$(if $(NO_MPY_LIB),mkdir -p $(NO_MPY_LIB) && echo "micropython-lib is not used by this build" > $(NO_MPY_LIB)/README.md)
+	$(MAKE) -C $(MICROPY_DIR)/mpy-cross -j$(JOBS) BUILD=$(ROOT)/build/mpy-cross
+	$(MAKE) -C $(MICROPY_DIR)/ports/unix MICROPY_MPYCROSS=$(ROOT)/build/mpy-cross/mpy-cross -j$(JOBS) \
+		$(filter-out BUILD=%,$(UNIX_MAKE_FLAGS)) BUILD=$(ROOT)/build/unix-asan UBT_LIB=$(ASAN_UBT_LIB) \
+		CFLAGS_EXTRA="$(ASAN_CFLAGS)" LDFLAGS_EXTRA="$(ASAN_CFLAGS)" STRIP=
 
 demo: unix
 	bash $(ROOT)/tools/demo.sh

@@ -53,6 +53,7 @@ step "GATT/L2CAP multitests with gc.collect() in every handler and a 48 KiB heap
     "$VENV_PY" tests/multitest.py --gc-stress 48k ble_characteristic ble_descriptor \
     ble_gatt_data_transfer ble_subscribe ble_gattc_discover_services ble_irq_calls ble_mtu \
     perf_gatt_notify perf_gatt_char_write ble_l2cap tests/multi/ble_gatt_extras.py
+step "GATT/L2CAP multitests on an AddressSanitizer build (invalid accesses, leaks)" bash tools/asan.sh
 
 printf '\n=== summary\n'
 printf '%s\n' "${results[@]}"
