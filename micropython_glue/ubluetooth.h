@@ -129,6 +129,10 @@ typedef struct {
 // Runs from MicroPython's scheduler: fires due timers and feeds received bytes to NimBLE.
 void ubt_poll(void);
 
+// For ports without a UART thread (bare metal), called from MicroPython's event hook: asks
+// for a poll when the HCI UART has bytes waiting or one of NimBLE's timers is due.
+void ubt_port_event(bool rx_waiting);
+
 // `UUID(int)`.
 //
 // # Safety

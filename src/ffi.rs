@@ -66,6 +66,15 @@ pub extern "C" fn ubt_poll() {
     ble::poll();
 }
 
+/// For ports without a UART thread (bare metal), called from MicroPython's event hook: asks
+/// for a poll when the HCI UART has bytes waiting or one of NimBLE's timers is due.
+#[no_mangle]
+pub extern "C" fn ubt_port_event(rx_waiting: bool) {
+    if rx_waiting || crate::npl::callout_due(port::ticks_ms()) {
+        request_poll();
+    }
+}
+
 // --- UUID ---------------------------------------------------------------------------------------
 
 /// `UUID(int)`.
