@@ -3,6 +3,7 @@
 #
 #   make unix      -> build/unix/micropython
 #   make unix-asan -> build/unix-asan/micropython, AddressSanitizer on (tools/asan.sh tests it)
+#   make qemu      -> build/qemu/firmware.elf: MicroPython's qemu port on an MPS2-AN386 (Cortex-M4F)
 #   make test      -> every test (what CI runs)
 #   make demo      -> a temperature sensor and a central reading it, over virtual controllers
 #   make aioble    -> aioble's multitests on our firmware (MICROPYTHON_LIB_DIR=<micropython-lib>)
@@ -30,7 +31,7 @@ NO_MPY_LIB := $(ROOT)/build/no-micropython-lib
 UNIX_MAKE_FLAGS += MPY_LIB_DIR=$(NO_MPY_LIB)
 endif
 
-.PHONY: all deps unix rust test demo aioble clean
+.PHONY: all deps unix rust test demo aioble clean qemu
 
 all: unix
 
@@ -101,3 +102,25 @@ bench: unix
 	$(VENV_PYTHON) $(ROOT)/bench/size.py --json $(ROOT)/build/bench/size.json
 	$(VENV_PYTHON) $(ROOT)/bench/heap.py --json $(ROOT)/build/bench/heap.json
 	$(VENV_PYTHON) $(ROOT)/bench/report.py
+
+# MicroPython's qemu port with our board (ports/qemu/boards/MPS2_AN386) and the module built for
+# thumbv7em-none-eabihf. That port's link line puts LDFLAGS (where user C modules add their
+# archive) before the objects, so the archive goes into LIBS, after them, instead; and its linker
+# script has no place for Rust's .ARM.exidx unwind tables (unused with panic=abort), so they are
+# stripped from a copy of the archive.
+THUMB := thumbv7em-none-eabihf
+QEMU_BUILD := $(ROOT)/build/qemu
+QEMU_BOARD_DIR := $(ROOT)/ports/qemu/boards/MPS2_AN386
+QEMU_UBT_LIB := $(QEMU_BUILD)/libubluetooth.a
+QEMU_CPU_FLAGS := -mthumb -mcpu=cortex-m4 -mfloat-abi=hard -mfpu=fpv4-sp-d16
+
+qemu: deps
+	cd $(ROOT) && cargo rustc --release --lib --crate-type staticlib --no-default-features --target $(THUMB)
+	mkdir -p $(QEMU_BUILD)
+	arm-none-eabi-objcopy --remove-section='.ARM.exidx*' --remove-section='.ARM.extab*' \
+		$(ROOT)/target/$(THUMB)/release/libubluetooth.a $(QEMU_UBT_LIB).tmp
+	cmp -s $(QEMU_UBT_LIB).tmp $(QEMU_UBT_LIB) && rm $(QEMU_UBT_LIB).tmp || mv $(QEMU_UBT_LIB).tmp $(QEMU_UBT_LIB)
+	$(MAKE) -C $(MICROPY_DIR)/ports/qemu -j$(JOBS) BOARD=MPS2_AN386 BOARD_DIR=$(QEMU_BOARD_DIR) \
+		BUILD=$(QEMU_BUILD) USER_C_MODULES=$(ROOT) UBT_SKIP_CARGO=1 UBT_LIB=$(QEMU_UBT_LIB) \
+		CROSS_COMPILE=arm-none-eabi- FROZEN_MANIFEST= \
+		LIBS="$(QEMU_UBT_LIB) $$(arm-none-eabi-gcc $(QEMU_CPU_FLAGS) -print-libgcc-file-name)"

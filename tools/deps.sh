@@ -29,7 +29,8 @@ as_root() {
 }
 
 step_system() {
-    local want=(libclang-dev clang libffi-dev pkg-config gcc-arm-none-eabi libnewlib-arm-none-eabi xz-utils)
+    local want=(libclang-dev clang libffi-dev pkg-config gcc-arm-none-eabi libnewlib-arm-none-eabi xz-utils
+        qemu-system-arm)
     local missing=()
     for p in "${want[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -41,6 +41,15 @@ step "cargo test (units, syscfg)" cargo test --workspace
 step "cargo test nimble-sys pools under UBSan" cargo test -p nimble-sys --features sanitize --test pools
 step "cargo build --release ($THUMB)" cargo rustc --release --lib --crate-type staticlib --no-default-features --target "$THUMB"
 step "generated header is committed" header_is_current
+
+qemu_firmware() {
+    # MicroPython's qemu port with our MPS2-AN386 board, then the firmware driven in qemu-system-arm.
+    make -C "$ROOT" --no-print-directory qemu >"$ROOT/build/qemu.log" 2>&1 ||
+        { tail -30 "$ROOT/build/qemu.log"; echo "make qemu failed; the log is build/qemu.log"; return 1; }
+    tail -3 "$ROOT/build/qemu.log" | grep -E 'firmware.elf' || true
+    "$VENV_PY" -m pytest -q tests/qemu
+}
+step "Cortex-M4F firmware under qemu (make qemu, tests/qemu)" qemu_firmware
 step "fuzz: H4 framing and the controller-to-host path (${FUZZ_SECONDS:-30} s each)" bash tools/fuzz.sh
 step "virtual controller harness (pytest)" "$VENV_PY" -m pytest -q tests/harness
 step "peers: our firmware against Bumble host devices" "$VENV_PY" -m pytest -q tests/peer

@@ -1,0 +1,253 @@
+// The bluetooth module's port layer for MicroPython's qemu port on the MPS2-AN386 board
+// (Cortex-M4F, QEMU machine mps2-an386): what the Rust core and NimBLE need from bare metal.
+//
+// - Heap: blocks from MicroPython's GC heap, each kept on a list that starts at a root pointer,
+//   so the GC never frees what the core or NimBLE still holds (design rule 3).
+// - HCI UART: the CMSDK APB UART1 at 0x40005000, QEMU's second -serial. QEMU holds an incoming
+//   byte until the guest reads it, so polling loses nothing.
+// - Time: the CMSDK APB timer 0, a 32-bit down-counter on the 25 MHz system clock.
+// - Polls: a 1 kHz SysTick interrupt asks the core for a poll (queued on MicroPython's scheduler)
+//   whenever a byte is waiting or a NimBLE timer is due, so the host runs while a script computes,
+//   busy-waits or sits at the REPL. MicroPython's event hook (ubt_qemu_hooks.h) asks too, so wait
+//   loops don't wait for the next tick.
+// - The FPU: hard-float code needs it on before the first floating-point instruction; the port's
+//   start-up code doesn't, so the link wraps its first call (mp_semihosting_init).
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "py/gc.h"
+#include "py/mphal.h"
+#include "py/runtime.h"
+
+#include "ubluetooth.h"
+
+// --- Registers -----------------------------------------------------------------------------------
+
+typedef struct {
+    volatile uint32_t data;
+    volatile uint32_t state;
+    volatile uint32_t ctrl;
+    volatile uint32_t intstatus;
+    volatile uint32_t bauddiv;
+} ubt_cmsdk_uart_t;
+
+#define UBT_UART_STATE_TX_FULL (1u << 0)
+#define UBT_UART_STATE_RX_FULL (1u << 1)
+#define UBT_UART_CTRL_TX_EN (1u << 0)
+#define UBT_UART_CTRL_RX_EN (1u << 1)
+#define UBT_HCI_UART ((ubt_cmsdk_uart_t *)0x40005000)
+
+typedef struct {
+    volatile uint32_t ctrl;
+    volatile uint32_t value;
+    volatile uint32_t reload;
+    volatile uint32_t intstatus;
+} ubt_cmsdk_timer_t;
+
+#define UBT_TIMER ((ubt_cmsdk_timer_t *)0x40000000)
+#define UBT_TIMER_CTRL_EN (1u << 0)
+#define UBT_SYSCLK_PER_MS (25000u)
+
+#define UBT_CPACR (*(volatile uint32_t *)0xE000ED88)
+
+typedef struct {
+    volatile uint32_t ctrl;
+    volatile uint32_t load;
+    volatile uint32_t val;
+    volatile uint32_t calib;
+} ubt_systick_t;
+
+#define UBT_SYSTICK ((ubt_systick_t *)0xE000E010)
+#define UBT_SYSTICK_ENABLE (1u << 0)
+#define UBT_SYSTICK_TICKINT (1u << 1)
+#define UBT_SYSTICK_CPU_CLOCK (1u << 2)
+
+// --- FPU -----------------------------------------------------------------------------------------
+
+void __real_mp_semihosting_init(void);
+void __wrap_mp_semihosting_init(void);
+
+void __wrap_mp_semihosting_init(void) {
+    // Full access to coprocessors 10 and 11 (the FPU).
+    UBT_CPACR |= 0xfu << 20;
+    __asm volatile ("dsb\n isb" ::: "memory");
+    __real_mp_semihosting_init();
+}
+
+// --- Time ----------------------------------------------------------------------------------------
+
+static uint32_t ubt_timer_last;
+static uint64_t ubt_timer_cycles;
+
+mp_uint_t mp_hal_ticks_ms(void) {
+    // The SysTick interrupt reads the time too.
+    uint32_t irq_state = MICROPY_BEGIN_ATOMIC_SECTION();
+    if (!(UBT_TIMER->ctrl & UBT_TIMER_CTRL_EN)) {
+        UBT_TIMER->reload = 0xffffffffu;
+        UBT_TIMER->value = 0xffffffffu;
+        UBT_TIMER->ctrl = UBT_TIMER_CTRL_EN;
+        ubt_timer_last = 0xffffffffu;
+    }
+    // A down-counter: the cycles since the last read, modulo 2^32 (it wraps every 171 s, and
+    // the event hook reads it far more often).
+    uint32_t now = UBT_TIMER->value;
+    ubt_timer_cycles += (uint32_t)(ubt_timer_last - now);
+    ubt_timer_last = now;
+    uint64_t cycles = ubt_timer_cycles;
+    MICROPY_END_ATOMIC_SECTION(irq_state);
+    return (mp_uint_t)(cycles / UBT_SYSCLK_PER_MS);
+}
+
+// --- Heap ----------------------------------------------------------------------------------------
+
+// Ahead of every block: the list links and the size asked for (realloc copies that much). 16
+// bytes, so the payload keeps the GC's 16-byte block alignment.
+typedef struct _ubt_block_t {
+    struct _ubt_block_t *next;
+    struct _ubt_block_t *prev;
+    size_t size;
+    uint32_t pad;
+} ubt_block_t;
+
+MP_REGISTER_ROOT_POINTER(void *ubt_port_blocks);
+
+void *ubt_port_alloc(size_t size, size_t align) {
+    if (align > sizeof(ubt_block_t) || size > SIZE_MAX - sizeof(ubt_block_t)) {
+        return NULL;
+    }
+    // gc_alloc returns NULL rather than raising, so no exception can unwind through Rust.
+    ubt_block_t *b = gc_alloc(sizeof(ubt_block_t) + size, 0);
+    if (b == NULL) {
+        return NULL;
+    }
+    b->size = size;
+    b->prev = NULL;
+    b->next = MP_STATE_VM(ubt_port_blocks);
+    if (b->next != NULL) {
+        b->next->prev = b;
+    }
+    MP_STATE_VM(ubt_port_blocks) = b;
+    return b + 1;
+}
+
+void ubt_port_free(void *ptr) {
+    if (ptr == NULL) {
+        return;
+    }
+    ubt_block_t *b = (ubt_block_t *)ptr - 1;
+    if (b->prev != NULL) {
+        b->prev->next = b->next;
+    } else {
+        MP_STATE_VM(ubt_port_blocks) = b->next;
+    }
+    if (b->next != NULL) {
+        b->next->prev = b->prev;
+    }
+    gc_free(b);
+}
+
+// NimBLE's heap (its syscfg maps malloc/free/realloc here).
+void *ubt_nimble_malloc(size_t size) {
+    return ubt_port_alloc(size, 8);
+}
+
+void ubt_nimble_free(void *ptr) {
+    ubt_port_free(ptr);
+}
+
+void *ubt_nimble_realloc(void *ptr, size_t size) {
+    void *fresh = ubt_port_alloc(size, 8);
+    if (fresh != NULL && ptr != NULL) {
+        size_t old = ((ubt_block_t *)ptr - 1)->size;
+        memcpy(fresh, ptr, old < size ? old : size);
+        ubt_port_free(ptr);
+    }
+    return fresh;
+}
+
+// --- HCI UART ------------------------------------------------------------------------------------
+
+static bool ubt_uart_open;
+
+int32_t ubt_port_hci_uart_open(void) {
+    // QEMU ignores the rate; it only wants a divider of at least 16.
+    UBT_HCI_UART->bauddiv = 16;
+    UBT_HCI_UART->ctrl = UBT_UART_CTRL_TX_EN | UBT_UART_CTRL_RX_EN;
+    ubt_uart_open = true;
+    if (!(UBT_SYSTICK->ctrl & UBT_SYSTICK_ENABLE)) {
+        UBT_SYSTICK->load = UBT_SYSCLK_PER_MS - 1;
+        UBT_SYSTICK->val = 0;
+        UBT_SYSTICK->ctrl = UBT_SYSTICK_ENABLE | UBT_SYSTICK_TICKINT | UBT_SYSTICK_CPU_CLOCK;
+    }
+    return 0;
+}
+
+void ubt_port_hci_uart_close(void) {
+    ubt_uart_open = false;
+    UBT_HCI_UART->ctrl = 0;
+}
+
+int32_t ubt_port_hci_uart_write(const uint8_t *buf, size_t len) {
+    if (!ubt_uart_open) {
+        return -1;
+    }
+    for (size_t i = 0; i < len; ++i) {
+        while (UBT_HCI_UART->state & UBT_UART_STATE_TX_FULL) {
+        }
+        UBT_HCI_UART->data = buf[i];
+    }
+    return 0;
+}
+
+size_t ubt_port_hci_uart_read(uint8_t *buf, size_t len) {
+    size_t n = 0;
+    while (ubt_uart_open && n < len && (UBT_HCI_UART->state & UBT_UART_STATE_RX_FULL)) {
+        buf[n++] = (uint8_t)UBT_HCI_UART->data;
+    }
+    return n;
+}
+
+void ubt_port_hci_uart_wait_rx(uint32_t timeout_ms) {
+    mp_uint_t t0 = mp_hal_ticks_ms();
+    while (ubt_uart_open && !(UBT_HCI_UART->state & UBT_UART_STATE_RX_FULL)
+           && mp_hal_ticks_ms() - t0 < timeout_ms) {
+    }
+}
+
+// --- Polls ---------------------------------------------------------------------------------------
+
+void ubt_qemu_event_hook(void) {
+    ubt_port_event(ubt_uart_open && (UBT_HCI_UART->state & UBT_UART_STATE_RX_FULL));
+}
+
+// The port's vector table names SysTick_Handler, which its own file defines as a fault; the link
+// wraps that reference, so this runs instead. It only queues work: the poll itself runs on the
+// VM's thread of execution, from the scheduler.
+void __wrap_SysTick_Handler(void);
+
+void __wrap_SysTick_Handler(void) {
+    ubt_qemu_event_hook();
+}
+
+// --- C library -----------------------------------------------------------------------------------
+
+// NimBLE formats UUIDs with sprintf for its log messages (compiled out here); the port links no
+// C library, so MicroPython's formatter provides it.
+static void ubt_sprintf_strn(void *data, const char *str, size_t len) {
+    char **end = data;
+    memcpy(*end, str, len);
+    *end += len;
+}
+
+int sprintf(char *str, const char *fmt, ...) {
+    char *end = str;
+    mp_print_t print = { &end, ubt_sprintf_strn };
+    va_list ap;
+    va_start(ap, fmt);
+    mp_vprintf(&print, fmt, ap);
+    va_end(ap);
+    *end = '\0';
+    return (int)(end - str);
+}

@@ -1,0 +1,24 @@
+// Forced into every C file of the qemu build (-include), ahead of MicroPython's defaults:
+// - atomic sections that mask interrupts, because the SysTick interrupt (ubt_qemu.c) queues the
+//   bluetooth module's polls on MicroPython's scheduler;
+// - the event hook, run in every wait loop, which lets the module see UART bytes and due timers
+//   at once rather than at the next tick.
+#include <stdint.h>
+
+static inline uint32_t ubt_qemu_irq_save(void) {
+    uint32_t primask;
+    __asm volatile ("mrs %0, primask\n cpsid i" : "=r" (primask) :: "memory");
+    return primask;
+}
+
+static inline void ubt_qemu_irq_restore(uint32_t primask) {
+    __asm volatile ("msr primask, %0" :: "r" (primask) : "memory");
+}
+
+#define MICROPY_BEGIN_ATOMIC_SECTION() ubt_qemu_irq_save()
+#define MICROPY_END_ATOMIC_SECTION(state) ubt_qemu_irq_restore(state)
+
+#define MICROPY_INTERNAL_EVENT_HOOK do { \
+        extern void ubt_qemu_event_hook(void); \
+        ubt_qemu_event_hook(); \
+} while (0)

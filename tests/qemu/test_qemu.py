@@ -1,0 +1,148 @@
+"""The module on an emulated Cortex-M4F: `make qemu`'s firmware (MicroPython's qemu port, board
+ports/qemu/boards/MPS2_AN386) in qemu-system-arm, its HCI UART (the second -serial) on a virtual
+controller, and a Bumble device beside it on the same link.
+
+The firmware starts the stack, scans and finds the Bumble device, connects to it, discovers its
+services and disconnects, all driven through MicroPython's raw REPL on the first -serial.
+
+Run: make qemu && .cache/venv/bin/python -m pytest tests/qemu
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, 'tests', 'harness'))
+sys.path.insert(0, os.path.join(ROOT, 'tests', 'peer'))
+
+from bumble.device import AdvertisingData  # noqa: E402
+
+from vlink import VLink  # noqa: E402
+
+from fwproc import bumble_device, run_async  # noqa: E402
+
+FIRMWARE = os.path.join(ROOT, 'build', 'qemu', 'firmware.elf')
+STEP_S = 30.0
+
+# Busy-waits (the board has no `time` module) until `cond()` or `n` rounds; the host keeps
+# running meanwhile because SysTick queues its polls.
+PRELUDE = '''
+import bluetooth
+ble = bluetooth.BLE()
+events = []
+def irq(event, data):
+    if event == 5:
+        events.append((event, data[0], bytes(data[1]), bytes(data[4])))
+    elif event == 7:
+        events.append((event, data[0]))
+    elif event == 9:
+        events.append((event, data[3]))
+    else:
+        events.append((event,))
+ble.irq(irq)
+def wait_for(event, n=3000000):
+    while n:
+        for e in events:
+            if e[0] == event:
+                return e
+        n -= 1
+    return None
+'''
+
+
+class RawRepl:
+    """MicroPython's raw REPL over a qemu process's stdio serial."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.buf = b''
+
+    async def read_until(self, marker: bytes) -> bytes:
+        assert self.proc.stdout is not None
+        while marker not in self.buf:
+            chunk = await asyncio.wait_for(self.proc.stdout.read(4096), STEP_S)
+            if not chunk:
+                raise AssertionError(f'qemu ended; output so far: {self.buf!r}')
+            self.buf += chunk
+        head, _, self.buf = self.buf.partition(marker)
+        return head
+
+    def send(self, data: bytes) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(data)
+
+    async def enter(self) -> None:
+        self.send(b'\r\x03\x01')
+        await self.read_until(b'raw REPL; CTRL-B to exit\r\n>')
+
+    async def run(self, code: str) -> str:
+        """Runs `code`; its output, or an AssertionError with the traceback."""
+        self.send(code.encode() + b'\x04')
+        await self.read_until(b'OK')
+        out = await self.read_until(b'\x04')
+        err = await self.read_until(b'\x04')
+        await self.read_until(b'>')
+        if err:
+            raise AssertionError(err.decode(errors='replace'))
+        return out.decode(errors='replace').replace('\r\n', '\n')
+
+
+@run_async(120)
+async def test_cortex_m4f_firmware_scans_connects_and_discovers():
+    assert shutil.which('qemu-system-arm'), 'qemu-system-arm is missing: run tools/deps.sh'
+    assert os.path.exists(FIRMWARE), f'{FIRMWARE} is missing: run make qemu'
+    async with VLink(count=2) as link:
+        async with bumble_device(link, name='cortex-peer') as dev:
+            dev.advertising_data = bytes(AdvertisingData([
+                (AdvertisingData.FLAGS, bytes([0x06])),
+                (AdvertisingData.COMPLETE_LOCAL_NAME, b'cortex-peer')]))
+            await dev.start_advertising(auto_restart=False)
+            peer_addr = bytes(reversed(bytes(link.controllers[1].public_address)))
+            proc = await asyncio.create_subprocess_exec(
+                'qemu-system-arm', '-machine', 'mps2-an386', '-nographic', '-monitor', 'null',
+                '-semihosting', '-serial', 'stdio',
+                '-chardev', f'serial,id=hci,path={link.paths[0]}', '-serial', 'chardev:hci',
+                '-kernel', FIRMWARE,
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT)
+            try:
+                repl = RawRepl(proc)
+                await repl.enter()
+                assert await repl.run(PRELUDE) == ''
+                assert await repl.run('print(ble.active(True))') == 'True\n'
+                own = bytes(reversed(bytes(link.controllers[0].public_address)))
+                assert await repl.run('print(ble.config("mac"))') == f'(0, {own!r})\n'
+
+                out = await repl.run(
+                    'ble.gap_scan(1000, 30000, 30000)\n'
+                    'print(wait_for(6) is not None)\n'
+                    'found = [e for e in events if e[0] == 5 and b"cortex-peer" in e[3]]\n'
+                    'print(len(found) > 0, found[0][2] if found else None)\n')
+                assert out == f'True\nTrue {peer_addr!r}\n', out
+
+                out = await repl.run(
+                    'events.clear()\n'
+                    'ble.gap_connect(found[0][1], found[0][2])\n'
+                    'connected = wait_for(7)\n'
+                    'print(connected is not None)\n'
+                    'conn = connected[1]\n')
+                assert out == 'True\n', out
+                out = await repl.run(
+                    'ble.gattc_discover_services(conn)\n'
+                    'print(wait_for(10) is not None)\n'
+                    'print(sorted(str(e[1]) for e in events if e[0] == 9))\n'
+                    'print(ble.gap_disconnect(conn), wait_for(8) is not None)\n'
+                    'print(ble.active(False))\n')
+                lines = out.splitlines()
+                assert lines[0] == 'True', out
+                assert 'UUID(0x1800)' in lines[1] and 'UUID(0x1801)' in lines[1], out
+                assert lines[2:] == ['True True', 'False'], out
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
+                await proc.wait()
