@@ -309,18 +309,36 @@ ubt_irq_result_t ubt_glue_irq(uint16_t event, const ubt_irq_arg_t *args, size_t 
 
 static void ubt_stop(void);
 
-#if UBT_HAVE_ATEXIT
-// Unix process exit: disconnect peers and close the UART without touching the (finished) VM.
-static void ubt_atexit(void) {
+// Stops the stack once the VM's objects are gone: disconnects peers and closes the UART, with
+// events dropped and the host's polls run here rather than from the scheduler.
+static void ubt_stop_without_vm(void) {
     ubt_vm_gone = true;
     if (ubt_ble_stop_begin()) {
         mp_uint_t t0 = mp_hal_ticks_ms();
         while (!ubt_ble_is_stopped() && mp_hal_ticks_ms() - t0 < UBT_STOP_TIMEOUT_MS) {
             ubt_poll();
+            #if UBT_HAVE_ATEXIT
             usleep(1000);
+            #endif
         }
     }
     ubt_ble_stop_finish();
+}
+
+#if UBT_HAVE_ATEXIT
+// Unix process exit.
+static void ubt_atexit(void) {
+    ubt_stop_without_vm();
+}
+#else
+// Bare-metal soft reset: the port calls this from MICROPY_PORT_DEINIT_FUNC, after the GC heap
+// was swept, then forgets its heap blocks (ubt_port_heap_lost). The next session starts clean.
+void ubt_glue_soft_reset(void);
+
+void ubt_glue_soft_reset(void) {
+    ubt_stop_without_vm();
+    ubt_vm_gone = false;
+    MP_STATE_VM(ubt_ble_singleton) = MP_OBJ_NULL;
 }
 #endif
 

@@ -133,6 +133,11 @@ void ubt_poll(void);
 // for a poll when the HCI UART has bytes waiting or one of NimBLE's timers is due.
 void ubt_port_event(bool rx_waiting);
 
+// For bare-metal ports, after a soft reset has wiped MicroPython's GC heap (where their heap
+// blocks live) and the stack was stopped: forgets every heap block without freeing it, and
+// any poll the reset scheduler will never run.
+void ubt_port_heap_lost(void);
+
 // `UUID(int)`.
 //
 // # Safety

@@ -75,6 +75,16 @@ pub extern "C" fn ubt_port_event(rx_waiting: bool) {
     }
 }
 
+/// For bare-metal ports, after a soft reset has wiped MicroPython's GC heap (where their heap
+/// blocks live) and the stack was stopped: forgets every heap block without freeing it, and
+/// any poll the reset scheduler will never run.
+#[no_mangle]
+pub extern "C" fn ubt_port_heap_lost() {
+    crate::gatts::forget_heap();
+    crate::l2cap::forget_heap();
+    POLL_PENDING.store(false, Ordering::Release);
+}
+
 // --- UUID ---------------------------------------------------------------------------------------
 
 /// `UUID(int)`.

@@ -531,6 +531,16 @@ pub fn on_stop() {
     });
 }
 
+/// The port's heap was wiped under us (a bare-metal soft reset frees the whole GC heap): drop
+/// every reference into it without freeing anything.
+pub fn forget_heap() {
+    let _ = SERVER.with(|s| {
+        core::mem::forget(core::mem::replace(&mut s.db, Db::new()));
+        core::mem::forget(core::mem::take(&mut s.defs));
+        core::mem::forget(core::mem::take(&mut s.read_buf));
+    });
+}
+
 /// A connection went away. Nothing to forget: subscriptions (CCCDs) live inside NimBLE.
 pub fn on_disconnect(_conn_handle: u16) {}
 

@@ -281,6 +281,16 @@ pub fn reset() {
     });
 }
 
+/// The port's heap was wiped under us (see [`crate::gatts::forget_heap`]): drop every
+/// reference into it without freeing anything.
+pub fn forget_heap() {
+    let _ = STATE.with(|s| {
+        core::mem::forget(s.channel.take());
+        core::mem::forget(core::mem::take(&mut s.retired));
+        s.connecting = false;
+    });
+}
+
 fn chan_info(chan: *mut ns::ble_l2cap_chan) -> ns::ble_l2cap_chan_info {
     let mut info = ns::ble_l2cap_chan_info::default();
     if !chan.is_null() {

@@ -5,11 +5,13 @@
 //   so the GC never frees what the core or NimBLE still holds (design rule 3).
 // - HCI UART: the CMSDK APB UART1 at 0x40005000, QEMU's second -serial. QEMU holds an incoming
 //   byte until the guest reads it, so polling loses nothing.
-// - Time: the CMSDK APB timer 0, a 32-bit down-counter on the 25 MHz system clock.
+// - Time: the CMSDK APB timer 0, a 32-bit down-counter on the 25 MHz system clock, and a small
+//   `time` module on it (the port has none).
 // - Polls: a 1 kHz SysTick interrupt asks the core for a poll (queued on MicroPython's scheduler)
 //   whenever a byte is waiting or a NimBLE timer is due, so the host runs while a script computes,
 //   busy-waits or sits at the REPL. MicroPython's event hook (ubt_qemu_hooks.h) asks too, so wait
 //   loops don't wait for the next tick.
+// - Soft reset: the stack is stopped and the heap the reset swept is forgotten (see below).
 // - The FPU: hard-float code needs it on before the first floating-point instruction; the port's
 //   start-up code doesn't, so the link wraps its first call (mp_semihosting_init).
 
@@ -20,6 +22,7 @@
 #include "py/gc.h"
 #include "py/mphal.h"
 #include "py/runtime.h"
+#include "py/smallint.h"
 
 #include "ubluetooth.h"
 
@@ -81,7 +84,8 @@ void __wrap_mp_semihosting_init(void) {
 static uint32_t ubt_timer_last;
 static uint64_t ubt_timer_cycles;
 
-mp_uint_t mp_hal_ticks_ms(void) {
+// Timer cycles since the first read.
+static uint64_t ubt_cycles(void) {
     // The SysTick interrupt reads the time too.
     uint32_t irq_state = MICROPY_BEGIN_ATOMIC_SECTION();
     if (!(UBT_TIMER->ctrl & UBT_TIMER_CTRL_EN)) {
@@ -91,14 +95,95 @@ mp_uint_t mp_hal_ticks_ms(void) {
         ubt_timer_last = 0xffffffffu;
     }
     // A down-counter: the cycles since the last read, modulo 2^32 (it wraps every 171 s, and
-    // the event hook reads it far more often).
+    // SysTick reads it every millisecond once the stack has started).
     uint32_t now = UBT_TIMER->value;
     ubt_timer_cycles += (uint32_t)(ubt_timer_last - now);
     ubt_timer_last = now;
     uint64_t cycles = ubt_timer_cycles;
     MICROPY_END_ATOMIC_SECTION(irq_state);
-    return (mp_uint_t)(cycles / UBT_SYSCLK_PER_MS);
+    return cycles;
 }
+
+mp_uint_t mp_hal_ticks_ms(void) {
+    return (mp_uint_t)(ubt_cycles() / UBT_SYSCLK_PER_MS);
+}
+
+mp_uint_t mp_hal_ticks_us(void) {
+    return (mp_uint_t)(ubt_cycles() / (UBT_SYSCLK_PER_MS / 1000));
+}
+
+// --- The time module -----------------------------------------------------------------------------
+
+// The qemu port leaves MicroPython's time module out; scripts, MicroPython's multitests among
+// them, need its ticks and sleeps. Sleeping runs the scheduler, so the host keeps running.
+#define UBT_TICKS_PERIOD (MP_SMALL_INT_POSITIVE_MASK + 1)
+
+static mp_obj_t ubt_time_ticks_ms(void) {
+    return MP_OBJ_NEW_SMALL_INT(mp_hal_ticks_ms() & (UBT_TICKS_PERIOD - 1));
+}
+static MP_DEFINE_CONST_FUN_OBJ_0(ubt_time_ticks_ms_obj, ubt_time_ticks_ms);
+
+static mp_obj_t ubt_time_ticks_us(void) {
+    return MP_OBJ_NEW_SMALL_INT(mp_hal_ticks_us() & (UBT_TICKS_PERIOD - 1));
+}
+static MP_DEFINE_CONST_FUN_OBJ_0(ubt_time_ticks_us_obj, ubt_time_ticks_us);
+
+static mp_obj_t ubt_time_ticks_diff(mp_obj_t end_in, mp_obj_t start_in) {
+    mp_uint_t diff = (MP_OBJ_SMALL_INT_VALUE(end_in) - MP_OBJ_SMALL_INT_VALUE(start_in)
+        + UBT_TICKS_PERIOD / 2) & (UBT_TICKS_PERIOD - 1);
+    return MP_OBJ_NEW_SMALL_INT((mp_int_t)diff - UBT_TICKS_PERIOD / 2);
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(ubt_time_ticks_diff_obj, ubt_time_ticks_diff);
+
+static mp_obj_t ubt_time_ticks_add(mp_obj_t ticks_in, mp_obj_t delta_in) {
+    mp_uint_t sum = MP_OBJ_SMALL_INT_VALUE(ticks_in) + mp_obj_get_int(delta_in);
+    return MP_OBJ_NEW_SMALL_INT(sum & (UBT_TICKS_PERIOD - 1));
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(ubt_time_ticks_add_obj, ubt_time_ticks_add);
+
+static void ubt_sleep_ms(mp_int_t ms) {
+    mp_uint_t t0 = mp_hal_ticks_ms();
+    while ((mp_int_t)(mp_hal_ticks_ms() - t0) < ms) {
+        mp_event_wait_ms(1);
+    }
+}
+
+static mp_obj_t ubt_time_sleep_ms(mp_obj_t ms_in) {
+    ubt_sleep_ms(mp_obj_get_int(ms_in));
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(ubt_time_sleep_ms_obj, ubt_time_sleep_ms);
+
+static mp_obj_t ubt_time_sleep_us(mp_obj_t us_in) {
+    ubt_sleep_ms((mp_obj_get_int(us_in) + 999) / 1000);
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(ubt_time_sleep_us_obj, ubt_time_sleep_us);
+
+static mp_obj_t ubt_time_sleep(mp_obj_t seconds_in) {
+    ubt_sleep_ms((mp_int_t)(mp_obj_get_float(seconds_in) * 1000));
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(ubt_time_sleep_obj, ubt_time_sleep);
+
+static const mp_rom_map_elem_t ubt_time_globals_table[] = {
+    { MP_ROM_QSTR(MP_QSTR___name__), MP_ROM_QSTR(MP_QSTR_time) },
+    { MP_ROM_QSTR(MP_QSTR_ticks_ms), MP_ROM_PTR(&ubt_time_ticks_ms_obj) },
+    { MP_ROM_QSTR(MP_QSTR_ticks_us), MP_ROM_PTR(&ubt_time_ticks_us_obj) },
+    { MP_ROM_QSTR(MP_QSTR_ticks_diff), MP_ROM_PTR(&ubt_time_ticks_diff_obj) },
+    { MP_ROM_QSTR(MP_QSTR_ticks_add), MP_ROM_PTR(&ubt_time_ticks_add_obj) },
+    { MP_ROM_QSTR(MP_QSTR_sleep_ms), MP_ROM_PTR(&ubt_time_sleep_ms_obj) },
+    { MP_ROM_QSTR(MP_QSTR_sleep_us), MP_ROM_PTR(&ubt_time_sleep_us_obj) },
+    { MP_ROM_QSTR(MP_QSTR_sleep), MP_ROM_PTR(&ubt_time_sleep_obj) },
+};
+static MP_DEFINE_CONST_DICT(ubt_time_globals, ubt_time_globals_table);
+
+const mp_obj_module_t ubt_time_module = {
+    .base = { &mp_type_module },
+    .globals = (mp_obj_dict_t *)&ubt_time_globals,
+};
+
+MP_REGISTER_MODULE(MP_QSTR_time, ubt_time_module);
 
 // --- Heap ----------------------------------------------------------------------------------------
 
@@ -132,11 +217,24 @@ void *ubt_port_alloc(size_t size, size_t align) {
     return b + 1;
 }
 
+// Whether `b` is on the list: a pointer from before a soft reset is not, and is ignored.
+static bool ubt_block_is_listed(ubt_block_t *b) {
+    for (ubt_block_t *it = MP_STATE_VM(ubt_port_blocks); it != NULL; it = it->next) {
+        if (it == b) {
+            return true;
+        }
+    }
+    return false;
+}
+
 void ubt_port_free(void *ptr) {
     if (ptr == NULL) {
         return;
     }
     ubt_block_t *b = (ubt_block_t *)ptr - 1;
+    if (!ubt_block_is_listed(b)) {
+        return;
+    }
     if (b->prev != NULL) {
         b->prev->next = b->next;
     } else {
@@ -158,6 +256,9 @@ void ubt_nimble_free(void *ptr) {
 }
 
 void *ubt_nimble_realloc(void *ptr, size_t size) {
+    if (ptr != NULL && !ubt_block_is_listed((ubt_block_t *)ptr - 1)) {
+        ptr = NULL;
+    }
     void *fresh = ubt_port_alloc(size, 8);
     if (fresh != NULL && ptr != NULL) {
         size_t old = ((ubt_block_t *)ptr - 1)->size;
@@ -229,6 +330,19 @@ void __wrap_SysTick_Handler(void);
 
 void __wrap_SysTick_Handler(void) {
     ubt_qemu_event_hook();
+}
+
+// --- Soft reset ----------------------------------------------------------------------------------
+
+void ubt_glue_soft_reset(void);
+
+// MICROPY_PORT_DEINIT_FUNC, at the end of mp_deinit: the GC heap has just been swept, but nothing
+// has been allocated since, so the stack can still be stopped cleanly. Then every block is
+// forgotten (frees of them are ignored from now on) and the next session starts from nothing.
+void ubt_qemu_soft_reset(void) {
+    ubt_glue_soft_reset();
+    MP_STATE_VM(ubt_port_blocks) = NULL;
+    ubt_port_heap_lost();
 }
 
 // --- C library -----------------------------------------------------------------------------------

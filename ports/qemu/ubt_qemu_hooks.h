@@ -2,7 +2,8 @@
 // - atomic sections that mask interrupts, because the SysTick interrupt (ubt_qemu.c) queues the
 //   bluetooth module's polls on MicroPython's scheduler;
 // - the event hook, run in every wait loop, which lets the module see UART bytes and due timers
-//   at once rather than at the next tick.
+//   at once rather than at the next tick;
+// - the end of a soft reset, which stops the stack and forgets the heap the reset swept away.
 #include <stdint.h>
 
 static inline uint32_t ubt_qemu_irq_save(void) {
@@ -21,4 +22,9 @@ static inline void ubt_qemu_irq_restore(uint32_t primask) {
 #define MICROPY_INTERNAL_EVENT_HOOK do { \
         extern void ubt_qemu_event_hook(void); \
         ubt_qemu_event_hook(); \
+} while (0)
+
+#define MICROPY_PORT_DEINIT_FUNC do { \
+        extern void ubt_qemu_soft_reset(void); \
+        ubt_qemu_soft_reset(); \
 } while (0)

@@ -80,6 +80,12 @@ class RawRepl:
         self.send(b'\r\x03\x01')
         await self.read_until(b'raw REPL; CTRL-B to exit\r\n>')
 
+    async def soft_reset(self) -> None:
+        """Ctrl-D in the raw REPL: a soft reset, back in the raw REPL."""
+        self.send(b'\x04')
+        await self.read_until(b'soft reboot\r\n')
+        await self.read_until(b'raw REPL; CTRL-B to exit\r\n>')
+
     async def run(self, code: str) -> str:
         """Runs `code`; its output, or an AssertionError with the traceback."""
         self.send(code.encode() + b'\x04')
@@ -90,6 +96,51 @@ class RawRepl:
         if err:
             raise AssertionError(err.decode(errors='replace'))
         return out.decode(errors='replace').replace('\r\n', '\n')
+
+
+async def start_qemu(link: VLink) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        'qemu-system-arm', '-machine', 'mps2-an386', '-nographic', '-monitor', 'null',
+        '-semihosting', '-serial', 'stdio',
+        '-chardev', f'serial,id=hci,path={link.paths[0]}', '-serial', 'chardev:hci',
+        '-kernel', FIRMWARE,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT)
+
+
+@run_async(120)
+async def test_soft_reset_while_connected_then_a_clean_session():
+    """Ctrl-D while a Bumble central is connected: the reset stops the stack (the peer sees
+    the host end the link, 0x13), the heap it swept is forgotten, and the next session starts,
+    registers a service, advertises and is connected to again."""
+    assert os.path.exists(FIRMWARE), f'{FIRMWARE} is missing: run make qemu'
+    async with VLink(count=2) as link:
+        async with bumble_device(link, name='central') as dev:
+            proc = await start_qemu(link)
+            try:
+                repl = RawRepl(proc)
+                await repl.enter()
+                fw_addr = link.controllers[0].public_address
+                session = PRELUDE + (
+                    'print(ble.active(True))\n'
+                    'ble.gatts_register_services(((bluetooth.UUID(0x181A), '
+                    '((bluetooth.UUID(0x2A6E), bluetooth.FLAG_READ),)),))\n'
+                    'ble.gap_advertise(20000, b"\\x02\\x01\\x06")\n')
+                for round_ in range(2):
+                    assert await repl.run(session) == 'True\n', round_
+                    conn = await dev.connect(fw_addr, own_address_type=0, timeout=STEP_S)
+                    assert await repl.run('print(wait_for(1) is not None)') == 'True\n'
+                    ended = asyncio.get_running_loop().create_future()
+                    conn.on('disconnection', lambda reason, f=ended: f.done() or f.set_result(reason))
+                    await repl.soft_reset()
+                    assert await asyncio.wait_for(ended, STEP_S) == 0x13
+                    # A new VM: no BLE object yet, and the stack is off.
+                    assert await repl.run(
+                        'import bluetooth\nprint(bluetooth.BLE().active())') == 'False\n'
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
+                await proc.wait()
 
 
 @run_async(120)
@@ -103,13 +154,7 @@ async def test_cortex_m4f_firmware_scans_connects_and_discovers():
                 (AdvertisingData.COMPLETE_LOCAL_NAME, b'cortex-peer')]))
             await dev.start_advertising(auto_restart=False)
             peer_addr = bytes(reversed(bytes(link.controllers[1].public_address)))
-            proc = await asyncio.create_subprocess_exec(
-                'qemu-system-arm', '-machine', 'mps2-an386', '-nographic', '-monitor', 'null',
-                '-semihosting', '-serial', 'stdio',
-                '-chardev', f'serial,id=hci,path={link.paths[0]}', '-serial', 'chardev:hci',
-                '-kernel', FIRMWARE,
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT)
+            proc = await start_qemu(link)
             try:
                 repl = RawRepl(proc)
                 await repl.enter()
