@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Runs MicroPython's Bluetooth multitests on our Unix firmware over virtual controllers.
 
-    tests/multitest.py [--firmware PATH] [--micropython-dir DIR] [-j N] [TEST ...]
+    tests/multitest.py [--firmware PATH] [--micropython-dir DIR] [-j N]
+                       [--qemu-instance N] [TEST ...]
 
 Each test gets its own virtual link (tests/harness/vlink.py) with one controller per firmware
 instance, so tests run in parallel without sharing a radio. A TEST is a name from MicroPython's
@@ -79,8 +80,23 @@ def resolve(name: str, micropython_dir: Path) -> Path:
     return micropython_dir / "tests" / "multi_bluetooth" / (p.stem + ".py")
 
 
+def qemu_instance(elf: Path, hci_path: str) -> str:
+    """run-multitests' spec for an instance on the Cortex-M4F firmware in qemu-system-arm: its
+    REPL on a pty (pyboard's `execpty:`), its HCI UART on the controller at `hci_path`."""
+    # run-multitests splits instance specs at commas, so the second -serial names the
+    # controller's tty by its /dev path (which QEMU opens as a host tty) instead of a -chardev.
+    return (
+        "pyb:execpty:qemu-system-arm -machine mps2-an386 -nographic -monitor null -semihosting"
+        f" -serial pty -serial {os.path.realpath(hci_path)} -kernel {elf}"
+    )
+
+
 def run_one(
-    test: Path, firmware: Path, micropython_dir: Path, extra_path: tuple[str, ...] = ()
+    test: Path,
+    firmware: Path,
+    micropython_dir: Path,
+    extra_path: tuple[str, ...] = (),
+    qemu: tuple[int, Path] | None = None,
 ) -> tuple[str, bool, str, float]:
     t0 = time.monotonic()
     n = instance_count(test)
@@ -89,7 +105,10 @@ def run_one(
         cmd = [sys.executable, "run-multitests.py"]
         # run-multitests replaces the environment; keep the frozen modules (asyncio) importable.
         micropython_path = ":".join((*extra_path, ".frozen", "../extmod"))
-        for path in link.paths:
+        for i, path in enumerate(link.paths):
+            if qemu is not None and i == qemu[0]:
+                cmd += ["-i", qemu_instance(qemu[1], path)]
+                continue
             cmd += ["-i", f"micropython,MICROPYBTUART={path},MICROPYPATH={micropython_path}"]
         cmd.append(str(test))
         env = dict(os.environ, MICROPY_MICROPYTHON=str(firmware))
@@ -153,6 +172,13 @@ def main() -> int:
         default=[],
         help="a folder to put on the instances' MICROPYPATH (e.g. one holding aioble); repeatable",
     )
+    ap.add_argument(
+        "--qemu-instance",
+        type=int,
+        metavar="N",
+        help="run instance N on the Cortex-M4F firmware in qemu (make qemu), the others on Unix",
+    )
+    ap.add_argument("--qemu-firmware", default=str(ROOT / "build" / "qemu" / "firmware.elf"))
     ap.add_argument("tests", nargs="*")
     args = ap.parse_args()
 
@@ -175,6 +201,9 @@ def main() -> int:
     firmware = Path(args.firmware).resolve()
     if args.gc_stress:
         tests, firmware = gc_stress(tests, firmware, args.gc_stress)
+    qemu = None
+    if args.qemu_instance is not None:
+        qemu = (args.qemu_instance, Path(args.qemu_firmware).resolve())
     passed = failed = 0
     # Tests marked `alone` (busy for a long time, CPU-heavy) run after the others, one at a
     # time: beside them, two cores leave other tests' start-up and HCI commands past their
@@ -182,7 +211,9 @@ def main() -> int:
     batches = [[t for t, alone in tests if not alone], [t for t, alone in tests if alone]]
     for batch, jobs in zip(batches, (args.jobs, 1)):
         with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = [pool.submit(run_one, t, firmware, micropython_dir, extra) for t in batch]
+            futures = [
+                pool.submit(run_one, t, firmware, micropython_dir, extra, qemu) for t in batch
+            ]
             for fut in concurrent.futures.as_completed(futures):
                 name, ok, output, secs = fut.result()
                 print(f"multitest {name}: {'pass' if ok else 'FAIL'} ({secs:.1f} s)", flush=True)

@@ -47,7 +47,12 @@ qemu_firmware() {
     make -C "$ROOT" --no-print-directory qemu >"$ROOT/build/qemu.log" 2>&1 ||
         { tail -30 "$ROOT/build/qemu.log"; echo "make qemu failed; the log is build/qemu.log"; return 1; }
     tail -3 "$ROOT/build/qemu.log" | grep -E 'firmware.elf' || true
-    "$VENV_PY" -m pytest -q tests/qemu
+    "$VENV_PY" -m pytest -q tests/qemu || return 1
+    # MicroPython's multitests with one instance on the emulated Cortex-M4F, in either role.
+    # One at a time: qemu's guest busy-waits on its console and takes a core.
+    local tests=(ble_gap_advertise ble_gap_connect ble_characteristic ble_gatt_data_transfer)
+    "$VENV_PY" tests/multitest.py -j 1 --qemu-instance 0 "${tests[@]}" &&
+        "$VENV_PY" tests/multitest.py -j 1 --qemu-instance 1 "${tests[@]}"
 }
 step "Cortex-M4F firmware under qemu (make qemu, tests/qemu)" qemu_firmware
 step "fuzz: H4 framing and the controller-to-host path (${FUZZ_SECONDS:-30} s each)" bash tools/fuzz.sh
