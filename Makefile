@@ -4,6 +4,7 @@
 #   make unix      -> build/unix/micropython
 #   make unix-asan -> build/unix-asan/micropython, AddressSanitizer on (tools/asan.sh tests it)
 #   make qemu      -> build/qemu/firmware.elf: MicroPython's qemu port on an MPS2-AN386 (Cortex-M4F)
+#   make stm32 MICROPY_DIR=<full checkout> BOARD=<board> [UBT_HCI_UART_ID=n] -> build/stm32-<board>/
 #   make test      -> every test (what CI runs)
 #   make demo      -> a temperature sensor and a central reading it, over virtual controllers
 #   make aioble    -> aioble's multitests on our firmware (MICROPYTHON_LIB_DIR=<micropython-lib>)
@@ -31,7 +32,7 @@ NO_MPY_LIB := $(ROOT)/build/no-micropython-lib
 UNIX_MAKE_FLAGS += MPY_LIB_DIR=$(NO_MPY_LIB)
 endif
 
-.PHONY: all deps unix rust test demo aioble clean qemu
+.PHONY: all deps unix rust test demo aioble clean qemu stm32
 
 all: unix
 
@@ -124,3 +125,17 @@ qemu: deps
 		BUILD=$(QEMU_BUILD) USER_C_MODULES=$(ROOT) UBT_SKIP_CARGO=1 UBT_LIB=$(QEMU_UBT_LIB) \
 		CROSS_COMPILE=arm-none-eabi- FROZEN_MANIFEST= \
 		LIBS="$(QEMU_UBT_LIB) $$(arm-none-eabi-gcc $(QEMU_CPU_FLAGS) -print-libgcc-file-name)"
+
+# An STM32 board from your full MicroPython checkout (MICROPY_DIR, with lib/stm32lib and the
+# submodules the board needs): MicroPython's own bluetooth off, ours in (UBT_PORT=stm32), the HCI
+# UART named by the board (MICROPY_HW_BLE_UART_ID) or by UBT_HCI_UART_ID=n [UBT_HCI_UART_BAUDRATE=..].
+# The stm32 port builds the Rust archive itself through micropython_glue/micropython.mk.
+STM32_CFLAGS := $(if $(UBT_HCI_UART_ID),-DUBT_HCI_UART_ID=$(UBT_HCI_UART_ID)) \
+	$(if $(UBT_HCI_UART_BAUDRATE),-DUBT_HCI_UART_BAUDRATE=$(UBT_HCI_UART_BAUDRATE))
+
+stm32: deps
+	$(if $(BOARD),,$(error name the board: make stm32 BOARD=NUCLEO_F446RE MICROPY_DIR=...))
+	$(if $(wildcard $(MICROPY_DIR)/lib/stm32lib/README.md),,$(error $(MICROPY_DIR)/lib/stm32lib is empty: a full MicroPython checkout with its submodules is needed))
+	$(MAKE) -C $(MICROPY_DIR)/mpy-cross -j$(JOBS)
+	$(MAKE) -C $(MICROPY_DIR)/ports/stm32 -j$(JOBS) BOARD=$(BOARD) BUILD=$(ROOT)/build/stm32-$(BOARD) \
+		USER_C_MODULES=$(ROOT) UBT_PORT=stm32 MICROPY_PY_BLUETOOTH=0 CFLAGS_EXTRA="$(STM32_CFLAGS)"

@@ -9,8 +9,11 @@
 UBT_DIR := $(abspath $(USERMOD_DIR)/..)
 UBT_TARGET_DIR ?= $(UBT_DIR)/target
 
-# Bare-metal ports build for Cortex-M4F/M7 without std; the Unix port is the crate default.
-ifneq ($(findstring arm-none-eabi,$(CROSS_COMPILE)),)
+# Bare-metal ports build the no_std library for Cortex-M4F/M7: UBT_PORT names ours (stm32, qemu),
+# or a cross compiler given on the command line says so. (The stm32 and qemu ports set
+# CROSS_COMPILE only after reading this file.) The Unix port is the crate default.
+UBT_BARE_METAL := $(UBT_PORT)$(findstring arm-none-eabi,$(CROSS_COMPILE))
+ifneq ($(UBT_BARE_METAL),)
 UBT_RUST_TARGET ?= thumbv7em-none-eabihf
 UBT_CARGO_FLAGS ?= --no-default-features --target $(UBT_RUST_TARGET)
 UBT_LIB := $(UBT_TARGET_DIR)/$(UBT_RUST_TARGET)/release/libubluetooth.a
@@ -31,7 +34,16 @@ SRC_USERMOD_C += $(wildcard $(USERMOD_DIR)/*.c)
 # so a Rust-only change relinks (unix links $(BUILD)/$(PROG), bare-metal ports firmware.elf).
 $(BUILD)/$(PROG) $(BUILD)/firmware.elf: $(UBT_LIB)
 CFLAGS_USERMOD += -I$(USERMOD_DIR)
-LDFLAGS_USERMOD += $(UBT_LIB)
-ifeq ($(findstring arm-none-eabi,$(CROSS_COMPILE)),)
-LDFLAGS_USERMOD += -lpthread -ldl -lm
+ifeq ($(UBT_BARE_METAL),)
+LDFLAGS_USERMOD += $(UBT_LIB) -lpthread -ldl -lm
+else
+# Bare-metal link lines put LDFLAGS before the objects, where an archive resolves nothing; LIBS
+# comes after them (the stm32 port appends libgcc to it next; the qemu build sets LIBS itself).
+LIBS += $(UBT_LIB)
+endif
+
+# The stm32 port: our UART glue and soft-reset hook (ports/stm32), forced into every file.
+ifeq ($(UBT_PORT),stm32)
+SRC_USERMOD_C += $(UBT_DIR)/ports/stm32/ubt_stm32.c
+CFLAGS_USERMOD += -include $(UBT_DIR)/ports/stm32/ubt_stm32_hooks.h
 endif

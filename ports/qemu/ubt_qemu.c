@@ -1,8 +1,7 @@
 // The bluetooth module's port layer for MicroPython's qemu port on the MPS2-AN386 board
 // (Cortex-M4F, QEMU machine mps2-an386): what the Rust core and NimBLE need from bare metal.
 //
-// - Heap: blocks from MicroPython's GC heap, each kept on a list that starts at a root pointer,
-//   so the GC never frees what the core or NimBLE still holds (design rule 3).
+// - Heap: micropython_glue/ubt_bare_metal.c (GC heap blocks listed from a root pointer).
 // - HCI UART: the CMSDK APB UART1 at 0x40005000, QEMU's second -serial. QEMU holds an incoming
 //   byte until the guest reads it, so polling loses nothing.
 // - Time: the CMSDK APB timer 0, a 32-bit down-counter on the 25 MHz system clock, and a small
@@ -15,7 +14,6 @@
 // - The FPU: hard-float code needs it on before the first floating-point instruction; the port's
 //   start-up code doesn't, so the link wraps its first call (mp_semihosting_init).
 
-#include <stdarg.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -185,89 +183,6 @@ const mp_obj_module_t ubt_time_module = {
 
 MP_REGISTER_MODULE(MP_QSTR_time, ubt_time_module);
 
-// --- Heap ----------------------------------------------------------------------------------------
-
-// Ahead of every block: the list links and the size asked for (realloc copies that much). 16
-// bytes, so the payload keeps the GC's 16-byte block alignment.
-typedef struct _ubt_block_t {
-    struct _ubt_block_t *next;
-    struct _ubt_block_t *prev;
-    size_t size;
-    uint32_t pad;
-} ubt_block_t;
-
-MP_REGISTER_ROOT_POINTER(void *ubt_port_blocks);
-
-void *ubt_port_alloc(size_t size, size_t align) {
-    if (align > sizeof(ubt_block_t) || size > SIZE_MAX - sizeof(ubt_block_t)) {
-        return NULL;
-    }
-    // gc_alloc returns NULL rather than raising, so no exception can unwind through Rust.
-    ubt_block_t *b = gc_alloc(sizeof(ubt_block_t) + size, 0);
-    if (b == NULL) {
-        return NULL;
-    }
-    b->size = size;
-    b->prev = NULL;
-    b->next = MP_STATE_VM(ubt_port_blocks);
-    if (b->next != NULL) {
-        b->next->prev = b;
-    }
-    MP_STATE_VM(ubt_port_blocks) = b;
-    return b + 1;
-}
-
-// Whether `b` is on the list: a pointer from before a soft reset is not, and is ignored.
-static bool ubt_block_is_listed(ubt_block_t *b) {
-    for (ubt_block_t *it = MP_STATE_VM(ubt_port_blocks); it != NULL; it = it->next) {
-        if (it == b) {
-            return true;
-        }
-    }
-    return false;
-}
-
-void ubt_port_free(void *ptr) {
-    if (ptr == NULL) {
-        return;
-    }
-    ubt_block_t *b = (ubt_block_t *)ptr - 1;
-    if (!ubt_block_is_listed(b)) {
-        return;
-    }
-    if (b->prev != NULL) {
-        b->prev->next = b->next;
-    } else {
-        MP_STATE_VM(ubt_port_blocks) = b->next;
-    }
-    if (b->next != NULL) {
-        b->next->prev = b->prev;
-    }
-    gc_free(b);
-}
-
-// NimBLE's heap (its syscfg maps malloc/free/realloc here).
-void *ubt_nimble_malloc(size_t size) {
-    return ubt_port_alloc(size, 8);
-}
-
-void ubt_nimble_free(void *ptr) {
-    ubt_port_free(ptr);
-}
-
-void *ubt_nimble_realloc(void *ptr, size_t size) {
-    if (ptr != NULL && !ubt_block_is_listed((ubt_block_t *)ptr - 1)) {
-        ptr = NULL;
-    }
-    void *fresh = ubt_port_alloc(size, 8);
-    if (fresh != NULL && ptr != NULL) {
-        size_t old = ((ubt_block_t *)ptr - 1)->size;
-        memcpy(fresh, ptr, old < size ? old : size);
-        ubt_port_free(ptr);
-    }
-    return fresh;
-}
-
 // --- HCI UART ------------------------------------------------------------------------------------
 
 static bool ubt_uart_open;
@@ -334,34 +249,11 @@ void __wrap_SysTick_Handler(void) {
 
 // --- Soft reset ----------------------------------------------------------------------------------
 
-void ubt_glue_soft_reset(void);
+void ubt_port_soft_reset(void);
 
 // MICROPY_PORT_DEINIT_FUNC, at the end of mp_deinit: the GC heap has just been swept, but nothing
-// has been allocated since, so the stack can still be stopped cleanly. Then every block is
-// forgotten (frees of them are ignored from now on) and the next session starts from nothing.
+// has been allocated since, so the stack can still be stopped cleanly before its blocks are
+// forgotten.
 void ubt_qemu_soft_reset(void) {
-    ubt_glue_soft_reset();
-    MP_STATE_VM(ubt_port_blocks) = NULL;
-    ubt_port_heap_lost();
-}
-
-// --- C library -----------------------------------------------------------------------------------
-
-// NimBLE formats UUIDs with sprintf for its log messages (compiled out here); the port links no
-// C library, so MicroPython's formatter provides it.
-static void ubt_sprintf_strn(void *data, const char *str, size_t len) {
-    char **end = data;
-    memcpy(*end, str, len);
-    *end += len;
-}
-
-int sprintf(char *str, const char *fmt, ...) {
-    char *end = str;
-    mp_print_t print = { &end, ubt_sprintf_strn };
-    va_list ap;
-    va_start(ap, fmt);
-    mp_vprintf(&print, fmt, ap);
-    va_end(ap);
-    *end = '\0';
-    return (int)(end - str);
+    ubt_port_soft_reset();
 }
