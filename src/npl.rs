@@ -554,6 +554,14 @@ pub unsafe extern "C" fn ble_npl_sem_pend(
         unsafe {
             if (*sem).count > 0 {
                 (*sem).count -= 1;
+                // What the controller sent right after the answer may already sit in the
+                // transport's buffer, read from the UART during the wait. Nothing else would
+                // ask for a poll to take it in on a bare-metal port, whose poll requests come
+                // from bytes waiting in the UART itself (a Disconnection Complete that followed
+                // Disconnect's Command Status was never delivered).
+                if crate::hci::transport::rx_buffered() && !IN_POLL.load(Ordering::Acquire) {
+                    crate::ffi::request_poll();
+                }
                 return NPL_OK;
             }
         }

@@ -320,6 +320,11 @@ pub fn pump_rx() -> bool {
     .unwrap_or(false)
 }
 
+/// Whether bytes read from the UART are still waiting in the transport's buffer.
+pub fn rx_buffered() -> bool {
+    RX.with(|rx| rx.pos < rx.len).unwrap_or(false)
+}
+
 fn deliver(pkt: Packet<'_>, host: Option<HostCallbacks>, drops: &mut RxDrops) {
     let Some(host) = host else {
         return; // Host not configured yet: nothing can consume it.
