@@ -50,7 +50,7 @@ qemu_firmware() {
     "$VENV_PY" -m pytest -q tests/qemu || return 1
     # MicroPython's multitests with one instance on the emulated Cortex-M4F, in either role.
     # One at a time: qemu's guest busy-waits on its console and takes a core.
-    local tests=(ble_gap_advertise ble_gap_connect ble_characteristic ble_gatt_data_transfer)
+    local tests=(ble_gap_advertise ble_gap_connect ble_characteristic ble_gatt_data_transfer ble_subscribe)
     "$VENV_PY" tests/multitest.py -j 1 --qemu-instance 0 "${tests[@]}" &&
         "$VENV_PY" tests/multitest.py -j 1 --qemu-instance 1 "${tests[@]}"
 }

@@ -238,6 +238,21 @@ void ubt_qemu_event_hook(void) {
     ubt_port_event(ubt_uart_open && (UBT_HCI_UART->state & UBT_UART_STATE_RX_FULL));
 }
 
+// The port waits for console input by spinning on uart_rx_chr, running nothing else, so a script
+// blocked in sys.stdin.readline() (multitest.wait does that) got no events until a key came.
+// The link wraps the call: while no key is waiting, scheduled work runs, as MICROPY_EVENT_POLL_HOOK
+// does in other ports' input loops.
+int __real_uart_rx_chr(void);
+int __wrap_uart_rx_chr(void);
+
+int __wrap_uart_rx_chr(void) {
+    int c = __real_uart_rx_chr();
+    if (c < 0) {
+        mp_handle_pending(true);
+    }
+    return c;
+}
+
 // The port's vector table names SysTick_Handler, which its own file defines as a fault; the link
 // wraps that reference, so this runs instead. It only queues work: the poll itself runs on the
 // VM's thread of execution, from the scheduler.

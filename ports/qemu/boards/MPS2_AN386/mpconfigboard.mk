@@ -13,8 +13,9 @@ CFLAGS += -include $(UBT_QEMU_DIR)/ubt_qemu_hooks.h
 
 # The same memory map as the AN385 image.
 LDSCRIPT = mcu/arm/mps2.ld
-# The FPU is switched on before the port's first call, and SysTick queues polls (ubt_qemu.c).
-LDFLAGS += -Wl,--wrap=mp_semihosting_init -Wl,--wrap=SysTick_Handler
+# The FPU is switched on before the port's first call, SysTick queues polls, and waiting for
+# console input runs them (ubt_qemu.c).
+LDFLAGS += -Wl,--wrap=mp_semihosting_init -Wl,--wrap=SysTick_Handler -Wl,--wrap=uart_rx_chr
 
 SRC_BOARD_O = shared/runtime/gchelper_native.o shared/runtime/gchelper_thumb2.o
 SRC_C += $(UBT_QEMU_DIR)/ubt_qemu.c
