@@ -80,15 +80,22 @@ def resolve(name: str, micropython_dir: Path) -> Path:
     return micropython_dir / "tests" / "multi_bluetooth" / (p.stem + ".py")
 
 
+def qemu_command(elf: Path | str, console: str, hci_path: str) -> list[str]:
+    """qemu-system-arm running the Cortex-M4F firmware (make qemu): its REPL on the first
+    serial port (`console`: `stdio` or `pty`), its HCI UART on the controller at `hci_path`.
+    The second -serial names the controller's tty by its /dev path, which QEMU opens as a host
+    tty (no -chardev, whose options need commas)."""
+    return [
+        "qemu-system-arm", "-machine", "mps2-an386", "-nographic", "-monitor", "null",
+        "-semihosting", "-serial", console, "-serial", os.path.realpath(hci_path),
+        "-kernel", str(elf),
+    ]
+
+
 def qemu_instance(elf: Path, hci_path: str) -> str:
-    """run-multitests' spec for an instance on the Cortex-M4F firmware in qemu-system-arm: its
-    REPL on a pty (pyboard's `execpty:`), its HCI UART on the controller at `hci_path`."""
-    # run-multitests splits instance specs at commas, so the second -serial names the
-    # controller's tty by its /dev path (which QEMU opens as a host tty) instead of a -chardev.
-    return (
-        "pyb:execpty:qemu-system-arm -machine mps2-an386 -nographic -monitor null -semihosting"
-        f" -serial pty -serial {os.path.realpath(hci_path)} -kernel {elf}"
-    )
+    """run-multitests' spec for an instance on the Cortex-M4F firmware: its REPL on a pty
+    (pyboard's `execpty:`). run-multitests splits specs at commas, so none may appear."""
+    return "pyb:execpty:" + " ".join(qemu_command(elf, "pty", hci_path))
 
 
 def run_one(

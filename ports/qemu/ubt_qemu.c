@@ -261,14 +261,3 @@ void __wrap_SysTick_Handler(void);
 void __wrap_SysTick_Handler(void) {
     ubt_qemu_event_hook();
 }
-
-// --- Soft reset ----------------------------------------------------------------------------------
-
-void ubt_port_soft_reset(void);
-
-// MICROPY_PORT_DEINIT_FUNC, at the end of mp_deinit: the GC heap has just been swept, but nothing
-// has been allocated since, so the stack can still be stopped cleanly before its blocks are
-// forgotten.
-void ubt_qemu_soft_reset(void) {
-    ubt_port_soft_reset();
-}

@@ -24,7 +24,10 @@ static inline void ubt_qemu_irq_restore(uint32_t primask) {
         ubt_qemu_event_hook(); \
 } while (0)
 
+// At the end of mp_deinit the GC heap has just been swept, but nothing has been allocated since,
+// so the stack can still be stopped cleanly before its blocks are forgotten
+// (micropython_glue/ubt_bare_metal.c).
 #define MICROPY_PORT_DEINIT_FUNC do { \
-        extern void ubt_qemu_soft_reset(void); \
-        ubt_qemu_soft_reset(); \
+        extern void ubt_port_soft_reset(void); \
+        ubt_port_soft_reset(); \
 } while (0)

@@ -26,6 +26,9 @@ from vlink import VLink  # noqa: E402
 
 from fwproc import bumble_device, run_async  # noqa: E402
 
+sys.path.insert(0, os.path.join(ROOT, 'tests'))
+from multitest import qemu_command  # noqa: E402
+
 FIRMWARE = os.path.join(ROOT, 'build', 'qemu', 'firmware.elf')
 STEP_S = 30.0
 
@@ -100,10 +103,7 @@ class RawRepl:
 
 async def start_qemu(link: VLink) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        'qemu-system-arm', '-machine', 'mps2-an386', '-nographic', '-monitor', 'null',
-        '-semihosting', '-serial', 'stdio',
-        '-chardev', f'serial,id=hci,path={link.paths[0]}', '-serial', 'chardev:hci',
-        '-kernel', FIRMWARE,
+        *qemu_command(FIRMWARE, 'stdio', link.paths[0]),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT)
 
