@@ -1,4 +1,4 @@
-//! Writes `micropython_glue/ubluetooth.h`, the C view of `src/ffi.rs`, with cbindgen.
+//! Writes `micropython_glue/ubluetooth.h`, the C view of `src/ffi/`, with cbindgen.
 //!
 //! The header lives next to the shim (and is committed) so that MicroPython's build, which
 //! scans C sources for qstrs before anything else runs, always finds it.
@@ -18,14 +18,13 @@ fn main() {
     // imports from C (declared here so the C compiler checks the shim's definitions).
     let mut builder = cbindgen::Builder::new().with_config(config);
     for file in [
-        "ffi.rs",
+        // cbindgen follows `mod` items, so this brings the whole `ffi` layer.
+        "ffi/mod.rs",
+        "host/gatts.rs",
         "uuid.rs",
-        "events.rs",
+        "event.rs",
         "error.rs",
-        "port.rs",
-        "gatts.rs",
-        "gattc.rs",
-        "l2cap.rs",
+        "port/mod.rs",
     ] {
         builder = builder.with_src(crate_dir.join("src").join(file));
     }

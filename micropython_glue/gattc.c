@@ -1,6 +1,6 @@
 // The GATT client methods of BLE: argument parsing and exceptions only.
 //
-// The Rust core (src/gattc.rs) starts the NimBLE procedure and reports results later as IRQ
+// The Rust core (src/host/gattc.rs) starts the NimBLE procedure and reports results later as IRQ
 // events. Arguments are converted exactly as MicroPython's C module converts them (ints
 // truncated to the C width, the same TypeError texts), so scripts see the same errors.
 

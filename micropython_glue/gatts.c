@@ -1,7 +1,7 @@
 // The GATT server methods of bluetooth.BLE: argument parsing, result objects and exceptions.
 //
 // The server itself (value store, NimBLE registration, access callbacks) is Rust
-// (src/gatts.rs). This file turns Python arguments into plain C values, calls one
+// (src/host/gatts.rs). This file turns Python arguments into plain C values, calls one
 // ubt_gatts_* function, and raises if it returned an error: after the Rust call, never inside
 // it. The argument conversions and their order follow MicroPython's C module, so scripts see
 // the same TypeError/ValueError for the same mistakes (spec §3.2, §8.1).
@@ -179,14 +179,7 @@ MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(ubt_ble_gatts_set_buffer_obj, 3, 4, ubt_meth
 static mp_obj_t ubt_gatts_send(size_t n_args, const mp_obj_t *args, bool indicate) {
     uint16_t conn_handle = (uint16_t)mp_obj_get_int(args[1]);
     uint16_t value_handle = (uint16_t)mp_obj_get_int(args[2]);
-    ubt_opt_buf_t data = { .ptr = NULL, .len = 0, .present = false };
-    if (n_args > 3 && args[3] != mp_const_none) {
-        mp_buffer_info_t bufinfo;
-        mp_get_buffer_raise(args[3], &bufinfo, MP_BUFFER_READ);
-        data.ptr = bufinfo.buf;
-        data.len = bufinfo.len;
-        data.present = true;
-    }
+    ubt_opt_buf_t data = ubt_opt_buf(n_args > 3 ? args[3] : mp_const_none);
     ubt_check(ubt_gatts_notify(conn_handle, value_handle, data, indicate));
     return mp_const_none;
 }

@@ -1,6 +1,6 @@
 // The L2CAP channel methods of BLE: argument parsing and exceptions only.
 //
-// The Rust core (src/l2cap.rs) owns the channel and raises events 22-26. Arguments are
+// The Rust core (src/host/l2cap.rs) owns the channel and raises events 22-26. Arguments are
 // converted as MicroPython's C module converts them: ints truncated to u16, the MTU clamped to
 // 32..65535 before that, the same TypeError texts and argument counts.
 

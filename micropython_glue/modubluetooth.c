@@ -412,7 +412,7 @@ static void ubt_start(void) {
     bool synced;
     nlr_buf_t nlr;
     if (nlr_push(&nlr) == 0) {
-        synced = ubt_wait(ubt_ble_is_synced, UBT_STARTUP_TIMEOUT_MS);
+        synced = ubt_wait(ubt_ble_is_active, UBT_STARTUP_TIMEOUT_MS);
         nlr_pop();
     } else {
         ubt_ble_start_finish(false);
@@ -533,7 +533,7 @@ static mp_obj_t ubt_ble_irq(mp_obj_t self_in, mp_obj_t handler) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_2(ubt_ble_irq_obj, ubt_ble_irq);
 
-static ubt_opt_buf_t ubt_opt_buf(mp_obj_t obj) {
+ubt_opt_buf_t ubt_opt_buf(mp_obj_t obj) {
     ubt_opt_buf_t b = { .ptr = NULL, .len = 0, .present = false };
     if (obj != mp_const_none) {
         mp_buffer_info_t bufinfo;

@@ -38,6 +38,9 @@ mp_obj_t ubt_uuid_new(const ubt_uuid_t *value);
 // Raises the exception a non-zero status stands for (OSError(st) or a ValueError).
 NORETURN void ubt_raise(ubt_status_t st);
 
+// An optional buffer argument: None, or any object with the buffer protocol (else TypeError).
+ubt_opt_buf_t ubt_opt_buf(mp_obj_t obj);
+
 static inline void ubt_check(ubt_status_t st) {
     if (st != 0) {
         ubt_raise(st);

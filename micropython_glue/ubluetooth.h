@@ -7,11 +7,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// Longest `repr()` of a UUID: `UUID('` + 36 + `')`.
-#define UBT_UUID_REPR_MAX 48
-
 // Longest GAP device name, for the shim's buffer.
 #define UBT_GAP_NAME_MAX 31
+
+// Longest `repr()` of a UUID: `UUID('` + 36 + `')`.
+#define UBT_UUID_REPR_MAX 48
 
 // Most user services one registration may hold; more gives `OSError(E2BIG)` (spec §3.1).
 #define UBT_GATTS_MAX_SERVICES 8
@@ -67,6 +67,16 @@ typedef enum {
 // A status as returned to the C shim.
 typedef int32_t ubt_status_t;
 
+// An optional buffer argument: `present` false means Python `None`.
+typedef struct {
+  // The buffer's bytes (may be null when `len` is 0).
+  const uint8_t *ptr;
+  // Its length.
+  size_t len;
+  // False for `None`.
+  bool present;
+} ubt_opt_buf_t;
+
 // A 16-, 32- or 128-bit Bluetooth UUID.
 //
 // `#[repr(C)]` because the C shim reads it directly. The value is stored little-endian, as
@@ -79,15 +89,16 @@ typedef struct {
   uint8_t bytes[16];
 } ubt_uuid_t;
 
-// An optional buffer argument: `present` false means Python `None`.
+// One item of a registration, in definition order: a service, then each characteristic
+// followed by its descriptors. Every characteristic and descriptor gets one handle back.
 typedef struct {
-  // The buffer's bytes (may be null when `len` is 0).
-  const uint8_t *ptr;
-  // Its length.
-  size_t len;
-  // False for `None`.
-  bool present;
-} ubt_opt_buf_t;
+  // `UBT_GATTS_SERVICE`, `UBT_GATTS_CHARACTERISTIC` or `UBT_GATTS_DESCRIPTOR`.
+  uint8_t kind;
+  // The Python flags, truncated to 16 bits as the C module does (unused for services).
+  uint16_t flags;
+  // The UUID.
+  ubt_uuid_t uuid;
+} ubt_gatts_entry_t;
 
 // What the handler returned.
 typedef struct {
@@ -112,17 +123,6 @@ typedef struct {
   size_t len;
 } ubt_irq_arg_t;
 
-// One item of a registration, in definition order: a service, then each characteristic
-// followed by its descriptors. Every characteristic and descriptor gets one handle back.
-typedef struct {
-  // `UBT_GATTS_SERVICE`, `UBT_GATTS_CHARACTERISTIC` or `UBT_GATTS_DESCRIPTOR`.
-  uint8_t kind;
-  // The Python flags, truncated to 16 bits as the C module does (unused for services).
-  uint16_t flags;
-  // The UUID.
-  ubt_uuid_t uuid;
-} ubt_gatts_entry_t;
-
 // First status value that is not an `OSError`.
 #define UBT_PY_ERROR_BASE 65536
 
@@ -138,45 +138,12 @@ void ubt_port_event(bool rx_waiting);
 // any poll the reset scheduler will never run.
 void ubt_port_heap_lost(void);
 
-// `UUID(int)`.
-//
-// # Safety
-// `out` must be valid for writes.
-ubt_status_t ubt_uuid_from_int(int64_t value, ubt_uuid_t *out);
-
-// `UUID(buffer)`.
-//
-// # Safety
-// `buf` must be valid for reads of `len` bytes; `out` valid for writes.
-ubt_status_t ubt_uuid_from_buffer(const uint8_t *buf, size_t len, ubt_uuid_t *out);
-
-// `hash(uuid)`.
-//
-// # Safety
-// `uuid` must point to a valid `Uuid`.
-size_t ubt_uuid_hash(const ubt_uuid_t *uuid);
-
-// Three-way comparison for `<`, `<=`, `>`, `>=`: negative, zero or positive.
-//
-// # Safety
-// Both pointers must point to valid `Uuid`s.
-int32_t ubt_uuid_cmp(const ubt_uuid_t *a, const ubt_uuid_t *b);
-
-// Writes `repr(uuid)` into `out` (at least [`UBT_UUID_REPR_MAX`] bytes), returns its length.
-//
-// # Safety
-// `uuid` must point to a valid `Uuid` and `out` to `UBT_UUID_REPR_MAX` writable bytes.
-size_t ubt_uuid_repr(const ubt_uuid_t *uuid, uint8_t *out);
-
-// True when the stack is up.
+// True when the stack is up (also what the shim waits for after [`ubt_ble_start_begin`]).
 bool ubt_ble_is_active(void);
 
 // Starts the stack; the shim then waits with the scheduler running until
-// [`ubt_ble_is_synced`] or the start-up timeout, and calls [`ubt_ble_start_finish`].
+// [`ubt_ble_is_active`] or the start-up timeout, and calls [`ubt_ble_start_finish`].
 ubt_status_t ubt_ble_start_begin(void);
-
-// True once the host has synced with the controller.
-bool ubt_ble_is_synced(void);
 
 // Completes start-up: `OK`, or `ETIMEDOUT` with the stack torn down.
 ubt_status_t ubt_ble_start_finish(bool synced);
@@ -276,36 +243,42 @@ ubt_status_t ubt_ble_gap_connect_cancel(void);
 // `was_connected` must be writable.
 ubt_status_t ubt_ble_gap_disconnect(uint16_t conn_handle, bool *was_connected);
 
-// Calls the registered handler with `(event, tuple(args))` under an exception guard.
-// When `out` is not null, a returned buffer is copied into it (up to `out_cap` bytes).
-extern ubt_irq_result_t ubt_glue_irq(uint16_t event,
-                                     const ubt_irq_arg_t *args,
-                                     size_t n_args,
-                                     uint8_t *out,
-                                     size_t out_cap);
+// `gattc_discover_services(conn_handle, uuid)`; `uuid` null for `None`.
+//
+// # Safety
+// `uuid` must be null or point to a valid `Uuid` for the duration of the call.
+ubt_status_t ubt_gattc_discover_services(uint16_t conn_handle, const ubt_uuid_t *uuid);
 
-// MicroPython's `ticks_ms()`; safe to call from any thread on Unix.
-extern uint32_t ubt_glue_ticks_ms(void);
+// `gattc_discover_characteristics(conn_handle, start_handle, end_handle, uuid)`; `uuid` null
+// for `None`.
+//
+// # Safety
+// `uuid` must be null or point to a valid `Uuid` for the duration of the call.
+ubt_status_t ubt_gattc_discover_characteristics(uint16_t conn_handle,
+                                                uint16_t start_handle,
+                                                uint16_t end_handle,
+                                                const ubt_uuid_t *uuid);
 
-// Queues one run of [`crate::ffi::ubt_poll`] on MicroPython's scheduler. Thread-safe;
-// returns false when the scheduler queue is full.
-extern bool ubt_glue_schedule_poll(void);
+// `gattc_discover_descriptors(conn_handle, start_handle, end_handle)`.
+ubt_status_t ubt_gattc_discover_descriptors(uint16_t conn_handle,
+                                            uint16_t start_handle,
+                                            uint16_t end_handle);
 
-// `MICROPY_BEGIN_ATOMIC_SECTION()`, from the C shim; returns the state to pass back.
-extern size_t ubt_glue_atomic_begin(void);
+// `gattc_read(conn_handle, value_handle)`.
+ubt_status_t ubt_gattc_read(uint16_t conn_handle, uint16_t value_handle);
 
-// `MICROPY_END_ATOMIC_SECTION(state)`.
-extern void ubt_glue_atomic_end(size_t state);
+// `gattc_write(conn_handle, value_handle, data, mode)`; `mode` as the C module's unsigned int.
+//
+// # Safety
+// `data` must be valid for reads of `len` bytes (or `len` must be 0).
+ubt_status_t ubt_gattc_write(uint16_t conn_handle,
+                             uint16_t value_handle,
+                             const uint8_t *data,
+                             size_t len,
+                             uint32_t mode);
 
-extern int32_t ubt_port_hci_uart_open(void);
-
-extern void ubt_port_hci_uart_close(void);
-
-extern int32_t ubt_port_hci_uart_write(const uint8_t *buf, size_t len);
-
-extern size_t ubt_port_hci_uart_read(uint8_t *buf, size_t len);
-
-extern void ubt_port_hci_uart_wait_rx(uint32_t timeout_ms);
+// `gattc_exchange_mtu(conn_handle)`.
+ubt_status_t ubt_gattc_exchange_mtu(uint16_t conn_handle);
 
 // `gatts_register_services`, step 1 (before parsing): `ENODEV` if inactive, `EBUSY` while
 // advertising, scanning, connecting or connected. Empties the server.
@@ -314,7 +287,7 @@ ubt_status_t ubt_gatts_register_begin(void);
 // `gatts_register_services`, step 2: registers `entries` (services each followed by their
 // characteristics, each followed by its descriptors) and writes one handle per
 // characteristic/descriptor entry into `handles`, in order. At most
-// [`UBT_GATTS_MAX_SERVICES`] services, else `E2BIG`.
+// [`gatts::UBT_GATTS_MAX_SERVICES`] services, else `E2BIG`.
 //
 // # Safety
 // `entries` must be valid for reads of `n_entries` items and `handles` for writes of
@@ -353,43 +326,6 @@ ubt_status_t ubt_gatts_notify(uint16_t conn_handle,
                               ubt_opt_buf_t data,
                               bool indicate);
 
-// `gattc_discover_services(conn_handle, uuid)`; `uuid` null for `None`.
-//
-// # Safety
-// `uuid` must be null or point to a valid `Uuid` for the duration of the call.
-ubt_status_t ubt_gattc_discover_services(uint16_t conn_handle, const ubt_uuid_t *uuid);
-
-// `gattc_discover_characteristics(conn_handle, start_handle, end_handle, uuid)`; `uuid` null
-// for `None`.
-//
-// # Safety
-// `uuid` must be null or point to a valid `Uuid` for the duration of the call.
-ubt_status_t ubt_gattc_discover_characteristics(uint16_t conn_handle,
-                                                uint16_t start_handle,
-                                                uint16_t end_handle,
-                                                const ubt_uuid_t *uuid);
-
-// `gattc_discover_descriptors(conn_handle, start_handle, end_handle)`.
-ubt_status_t ubt_gattc_discover_descriptors(uint16_t conn_handle,
-                                            uint16_t start_handle,
-                                            uint16_t end_handle);
-
-// `gattc_read(conn_handle, value_handle)`.
-ubt_status_t ubt_gattc_read(uint16_t conn_handle, uint16_t value_handle);
-
-// `gattc_write(conn_handle, value_handle, data, mode)`; `mode` as the C module's unsigned int.
-//
-// # Safety
-// `data` must be valid for reads of `len` bytes (or `len` must be 0).
-ubt_status_t ubt_gattc_write(uint16_t conn_handle,
-                             uint16_t value_handle,
-                             const uint8_t *data,
-                             size_t len,
-                             uint32_t mode);
-
-// `gattc_exchange_mtu(conn_handle)`.
-ubt_status_t ubt_gattc_exchange_mtu(uint16_t conn_handle);
-
 // `l2cap_listen(psm, mtu)`; `mtu` already clamped by [`ubt_l2cap_clamp_mtu`].
 ubt_status_t ubt_l2cap_listen(uint16_t psm, uint16_t mtu);
 
@@ -418,5 +354,66 @@ ubt_status_t ubt_l2cap_send(uint16_t conn_handle,
 // # Safety
 // `buf` must be null or valid for writes of `*len` bytes; `len` must be valid.
 ubt_status_t ubt_l2cap_recvinto(uint16_t conn_handle, uint16_t cid, uint8_t *buf, size_t *len);
+
+// `UUID(int)`.
+//
+// # Safety
+// `out` must be valid for writes.
+ubt_status_t ubt_uuid_from_int(int64_t value, ubt_uuid_t *out);
+
+// `UUID(buffer)`.
+//
+// # Safety
+// `buf` must be valid for reads of `len` bytes; `out` valid for writes.
+ubt_status_t ubt_uuid_from_buffer(const uint8_t *buf, size_t len, ubt_uuid_t *out);
+
+// `hash(uuid)`.
+//
+// # Safety
+// `uuid` must point to a valid `Uuid`.
+size_t ubt_uuid_hash(const ubt_uuid_t *uuid);
+
+// Three-way comparison for `<`, `<=`, `>`, `>=`: negative, zero or positive.
+//
+// # Safety
+// Both pointers must point to valid `Uuid`s.
+int32_t ubt_uuid_cmp(const ubt_uuid_t *a, const ubt_uuid_t *b);
+
+// Writes `repr(uuid)` into `out` (at least [`UBT_UUID_REPR_MAX`] bytes), returns its length.
+//
+// # Safety
+// `uuid` must point to a valid `Uuid` and `out` to `UBT_UUID_REPR_MAX` writable bytes.
+size_t ubt_uuid_repr(const ubt_uuid_t *uuid, uint8_t *out);
+
+// Calls the registered handler with `(event, tuple(args))` under an exception guard.
+// When `out` is not null, a returned buffer is copied into it (up to `out_cap` bytes).
+extern ubt_irq_result_t ubt_glue_irq(uint16_t event,
+                                     const ubt_irq_arg_t *args,
+                                     size_t n_args,
+                                     uint8_t *out,
+                                     size_t out_cap);
+
+// MicroPython's `ticks_ms()`; safe to call from any thread on Unix.
+extern uint32_t ubt_glue_ticks_ms(void);
+
+// Queues one run of the shim's poll entry on MicroPython's scheduler. Thread-safe;
+// returns false when the scheduler queue is full.
+extern bool ubt_glue_schedule_poll(void);
+
+// `MICROPY_BEGIN_ATOMIC_SECTION()`, from the C shim; returns the state to pass back.
+extern size_t ubt_glue_atomic_begin(void);
+
+// `MICROPY_END_ATOMIC_SECTION(state)`.
+extern void ubt_glue_atomic_end(size_t state);
+
+extern int32_t ubt_port_hci_uart_open(void);
+
+extern void ubt_port_hci_uart_close(void);
+
+extern int32_t ubt_port_hci_uart_write(const uint8_t *buf, size_t len);
+
+extern size_t ubt_port_hci_uart_read(uint8_t *buf, size_t len);
+
+extern void ubt_port_hci_uart_wait_rx(uint32_t timeout_ms);
 
 #endif  /* UBLUETOOTH_H */

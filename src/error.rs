@@ -1,4 +1,5 @@
-//! Errors as the C shim raises them: one status integer crosses the FFI boundary.
+//! Errors: the [`Error`] the host logic returns, and the status integer it becomes at the FFI
+//! boundary, the only thing that crosses it.
 //!
 //! `0` is success. Values at or above [`PY_ERROR_BASE`] name a specific Python exception with a
 //! fixed message (the shim owns the message text, so MicroPython's ROM-text compression applies
@@ -68,33 +69,101 @@ impl From<crate::uuid::UuidError> for PyError {
     }
 }
 
-/// Maps a NimBLE host return code to the `OSError` argument the C module raises.
-///
-/// The table is sparse on purpose: codes it leaves out reach Python negated (spec §3.1).
-pub fn nimble_to_errno(rc: i32) -> Status {
-    use errno::*;
-    match rc {
-        0 => OK,
-        1 => EAGAIN,
-        2 => EALREADY,
-        3 => EINVAL,
-        5 => ENOENT,
-        6 => ENOMEM,
-        7 => ENOTCONN,
-        8 => EOPNOTSUPP,
-        10 => EINVAL,
-        13 => ETIMEDOUT,
-        14 => EIO,
-        15 => EBUSY,
-        other => other.wrapping_neg(),
+/// Why a call failed, as the host logic sees it. Each variant is one Python exception; the
+/// conversion to the status the shim raises from happens once, in [`crate::ffi`], through
+/// `Status::from`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// `OSError(EAGAIN)`: try again later.
+    Again,
+    /// `OSError(EALREADY)`: already in progress.
+    Already,
+    /// `OSError(EINVAL)`: a value out of range or not valid now.
+    InvalidArg,
+    /// `OSError(ENOENT)`: no such thing.
+    NotFound,
+    /// `OSError(ENOMEM)`: out of memory or buffers.
+    NoMem,
+    /// `OSError(ENOTCONN)`: no such connection.
+    NotConnected,
+    /// `OSError(EOPNOTSUPP)`: not supported.
+    NotSupported,
+    /// `OSError(ETIMEDOUT)`.
+    TimedOut,
+    /// `OSError(EIO)`.
+    Io,
+    /// `OSError(EBUSY)`: the stack is doing something that forbids this now.
+    Busy,
+    /// `OSError(ENODEV)`: the stack is not active.
+    NotActive,
+    /// `OSError(E2BIG)`: too many items.
+    TooBig,
+    /// A NimBLE or controller code the C module does not map: scripts see it negated as the
+    /// `OSError` argument (spec §3.1).
+    Unmapped(i32),
+    /// A Python exception other than `OSError`.
+    Py(PyError),
+}
+
+impl Error {
+    /// The error for a non-zero NimBLE host return code, mapped as MicroPython's C module maps
+    /// it. The table is sparse on purpose: codes it leaves out reach Python negated.
+    pub fn from_nimble(rc: i32) -> Error {
+        match rc {
+            1 => Error::Again,
+            2 => Error::Already,
+            3 | 10 => Error::InvalidArg,
+            5 => Error::NotFound,
+            6 => Error::NoMem,
+            7 => Error::NotConnected,
+            8 => Error::NotSupported,
+            13 => Error::TimedOut,
+            14 => Error::Io,
+            15 => Error::Busy,
+            other => Error::Unmapped(other),
+        }
     }
 }
 
-/// `Ok(())` for NimBLE's 0, else the mapped status.
-pub fn check(rc: i32) -> Result<(), Status> {
-    match nimble_to_errno(rc) {
-        OK => Ok(()),
-        st => Err(st),
+impl From<Error> for Status {
+    fn from(e: Error) -> Status {
+        use errno::*;
+        match e {
+            Error::Again => EAGAIN,
+            Error::Already => EALREADY,
+            Error::InvalidArg => EINVAL,
+            Error::NotFound => ENOENT,
+            Error::NoMem => ENOMEM,
+            Error::NotConnected => ENOTCONN,
+            Error::NotSupported => EOPNOTSUPP,
+            Error::TimedOut => ETIMEDOUT,
+            Error::Io => EIO,
+            Error::Busy => EBUSY,
+            Error::NotActive => ENODEV,
+            Error::TooBig => E2BIG,
+            Error::Unmapped(rc) => rc.wrapping_neg(),
+            Error::Py(p) => p.into(),
+        }
+    }
+}
+
+impl From<PyError> for Error {
+    fn from(e: PyError) -> Error {
+        Error::Py(e)
+    }
+}
+
+impl From<crate::uuid::UuidError> for Error {
+    fn from(e: crate::uuid::UuidError) -> Error {
+        Error::Py(e.into())
+    }
+}
+
+/// `Ok(())` for NimBLE's 0, else the mapped error.
+pub fn check(rc: i32) -> Result<(), Error> {
+    match rc {
+        0 => Ok(()),
+        rc => Err(Error::from_nimble(rc)),
     }
 }
 
@@ -102,20 +171,28 @@ pub fn check(rc: i32) -> Result<(), Status> {
 mod tests {
     use super::*;
 
+    fn status_of(rc: i32) -> Status {
+        match check(rc) {
+            Ok(()) => OK,
+            Err(e) => e.into(),
+        }
+    }
+
     #[test]
     fn mapped_codes() {
-        assert_eq!(nimble_to_errno(0), 0);
-        assert_eq!(nimble_to_errno(2), errno::EALREADY);
-        assert_eq!(nimble_to_errno(6), errno::ENOMEM);
-        assert_eq!(nimble_to_errno(10), errno::EINVAL);
-        assert_eq!(nimble_to_errno(14), errno::EIO);
+        assert_eq!(status_of(0), 0);
+        assert_eq!(status_of(2), errno::EALREADY);
+        assert_eq!(status_of(6), errno::ENOMEM);
+        assert_eq!(status_of(10), errno::EINVAL);
+        assert_eq!(status_of(14), errno::EIO);
+        assert_eq!(Status::from(Error::NotActive), errno::ENODEV);
     }
 
     #[test]
     fn unmapped_codes_pass_through_negated() {
-        assert_eq!(nimble_to_errno(9), -9);
-        assert_eq!(nimble_to_errno(18), -18);
-        assert_eq!(nimble_to_errno(0x212), -0x212);
+        assert_eq!(status_of(9), -9);
+        assert_eq!(status_of(18), -18);
+        assert_eq!(status_of(0x212), -0x212);
     }
 
     #[test]

@@ -1,30 +1,43 @@
 //! MicroPython's `bluetooth` module (`ubluetooth`) on the Apache NimBLE host.
 //!
 //! The C shim in `micropython_glue/` parses Python arguments and raises exceptions; everything
-//! else lives here: the BLE stack's lifecycle and GAP ([`ble`]), the GATT server ([`gatts`])
-//! and client ([`gattc`]), L2CAP channels ([`l2cap`]), the events handed to the Python handler
-//! ([`events`]), the UUID type ([`uuid`]), NimBLE's porting layer ([`npl`]) and its HCI
-//! transport over H4 ([`hci`]). [`ffi`] and the `ubt_*` functions of the GATT and L2CAP
-//! modules are the surface the shim calls.
+//! else lives here, in layers that only call downwards (docs/how-it-works.md draws them, and
+//! `tools/check_layers.py` checks the order below on every `make test`):
+//!
+//! 1. [`ffi`]: the `extern "C"` functions the shim calls and their C value types; the only place
+//!    a [`error::Error`] becomes the status integer the shim raises from.
+//! 2. [`host`]: the stack's life cycle and poll, GAP, the GATT server and client, L2CAP channels,
+//!    pairing and the key store.
+//! 3. [`event`]: the events scripts see, each encoded to its `data` tuple in one place.
+//! 4. [`sys`]: the only code that touches NimBLE's global configuration and private state, and
+//!    the conversions between our values and NimBLE's (UUIDs, mbufs, addresses).
+//! 5. [`rt`]: the runtime NimBLE runs on: poll scheduling and the porting layer (NPL).
+//! 6. [`hci`]: H4 framing and the HCI transport.
+//! 7. [`port`]: what the firmware provides: time, the scheduler and the HCI UART.
+//! 8. Values every layer may use: [`error`], [`thread`] (the NimBLE-thread token and the cell
+//!    it guards), [`handle`] (connection and attribute handles, CIDs, PSMs) and [`uuid`].
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;
 
-pub mod ble;
-pub mod error;
-pub mod events;
 pub mod ffi;
-pub mod gattc;
-pub mod gatts;
-pub mod global;
+pub mod host;
+
+pub mod event;
+
+pub mod sys;
+
+pub mod rt;
+
 pub mod hci;
-pub mod l2cap;
-pub mod mbuf_pool;
-pub mod npl;
+
 pub mod port;
-pub mod security;
+
+pub mod error;
+pub mod handle;
+pub mod thread;
 pub mod uuid;
 
 #[cfg(test)]

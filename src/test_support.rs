@@ -1,6 +1,6 @@
 //! Stand-ins for the C shim's functions, so `cargo test` links without MicroPython.
 
-use crate::events::{IrqArg, IrqResult};
+use crate::event::{IrqArg, IrqResult};
 
 #[no_mangle]
 extern "C" fn ubt_glue_ticks_ms() -> u32 {

@@ -12,7 +12,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ubluetooth::{ble, ffi};
+use ubluetooth::ffi;
 
 mod firmware;
 use firmware::{with, Controller};
@@ -38,12 +38,12 @@ fn start() -> bool {
         return false;
     }
     for _ in 0..400 {
-        if ffi::ubt_ble_is_synced() {
+        if ffi::ubt_ble_is_active() {
             break;
         }
         poll_for(5);
     }
-    let synced = ffi::ubt_ble_is_synced();
+    let synced = ffi::ubt_ble_is_active();
     ffi::ubt_ble_start_finish(synced);
     synced
 }
@@ -70,13 +70,27 @@ fuzz_target!(|data: &[u8]| {
         "the stack did not start against a well-behaved controller"
     );
     if mode & 1 != 0 {
-        let _ = ble::advertise_start(100_000, Some(&[2, 1, 6]), None, true);
+        let adv = [2u8, 1, 6];
+        let adv_data = ffi::UbtOptBuf {
+            ptr: adv.as_ptr(),
+            len: adv.len(),
+            present: true,
+        };
+        let none = ffi::UbtOptBuf {
+            ptr: core::ptr::null(),
+            len: 0,
+            present: false,
+        };
+        // SAFETY: `adv` outlives the call; `none` carries no pointer.
+        let _ = unsafe { ffi::ubt_ble_gap_advertise_start(100_000, adv_data, none, true) };
     }
     if mode & 2 != 0 {
-        let _ = ble::scan_start(0, 30_000, 30_000, mode & 4 != 0);
+        let _ = ffi::ubt_ble_gap_scan_start(0, 30_000, 30_000, mode & 4 != 0);
     }
     if mode & 8 != 0 {
-        let _ = ble::connect(0, &[1, 2, 3, 4, 5, 6], 2000, 0, 0);
+        let addr = [1u8, 2, 3, 4, 5, 6];
+        // SAFETY: `addr` is 6 readable bytes.
+        let _ = unsafe { ffi::ubt_ble_gap_connect(0, addr.as_ptr(), 2000, 0, 0) };
     }
     if mode & 0x10 != 0 {
         // The controller answers a few more commands, then falls silent for good.

@@ -6,7 +6,7 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 
-use ubluetooth::events::{IrqArg, IrqArgKind, IrqResult};
+use ubluetooth::event::{IrqArg, IrqArgKind, IrqResult};
 
 /// The controller: bytes for the host, and what it does with the host's commands.
 #[derive(Default)]

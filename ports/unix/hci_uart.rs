@@ -347,7 +347,7 @@ struct Wake {
     retry: Duration,
 }
 
-fn reader_loop(fd: i32, shared: Arc<Shared>, mut waker: Option<VmWaker>) {
+fn reader_loop(fd: i32, shared: Arc<Shared>, wakeup: super::Wakeup, mut waker: Option<VmWaker>) {
     let mut buf = [0u8; 1024];
     let mut wake: Option<Wake> = None;
     while !shared.stop.load(Ordering::Acquire) {
@@ -372,13 +372,12 @@ fn reader_loop(fd: i32, shared: Arc<Shared>, mut waker: Option<VmWaker>) {
             // Hang-up or error with nothing to read: don't spin on it.
             std::thread::sleep(Duration::from_millis(IDLE_TICK_MS as u64));
         }
-        let queued =
-            (got || crate::npl::callout_due(super::ticks_ms())) && crate::ffi::request_poll();
+        let queued = (wakeup.request)(got);
         // A newly queued poll gets a signal if it hasn't started after the grace time. So does
         // one the VM thread queued itself (a notification from `gatts_write(.., True)`), which
         // is looked for on every tick: the script may have gone straight into a blocking call,
         // and with the line quiet nothing else would ever start that poll.
-        if queued || (wake.is_none() && crate::ffi::poll_pending()) {
+        if queued || (wake.is_none() && (wakeup.pending)()) {
             wake = Some(Wake {
                 at: Instant::now() + WAKE_GRACE,
                 retry: WAKE_RETRY_FIRST,
@@ -386,7 +385,7 @@ fn reader_loop(fd: i32, shared: Arc<Shared>, mut waker: Option<VmWaker>) {
         }
         if let (Some(w), Some(pending)) = (waker.as_ref(), wake.as_mut()) {
             let now = Instant::now();
-            if !crate::ffi::poll_pending() {
+            if !(wakeup.pending)() {
                 wake = None;
             } else if now >= pending.at {
                 if let Woken::Gone = w.wake() {
@@ -437,8 +436,9 @@ fn spawn_without_signals(f: impl FnOnce() + Send + 'static) -> Option<JoinHandle
     }
 }
 
-/// Opens and configures the tty and starts the reader thread.
-pub fn uart_open() -> bool {
+/// Opens and configures the tty and starts the reader thread, which asks for polls through
+/// `wakeup`.
+pub fn uart_open(wakeup: super::Wakeup) -> bool {
     uart_close();
     let path = std::env::var("MICROPYBTUART").unwrap_or_else(|_| DEFAULT_DEVICE.to_string());
     let Ok(cpath) = CString::new(path.clone()) else {
@@ -470,7 +470,7 @@ pub fn uart_open() -> bool {
         stop: AtomicBool::new(false),
     });
     let thread_shared = shared.clone();
-    let reader = spawn_without_signals(move || reader_loop(fd, thread_shared, waker));
+    let reader = spawn_without_signals(move || reader_loop(fd, thread_shared, wakeup, waker));
     if reader.is_none() {
         // SAFETY: `fd` was opened above and is not shared with anyone yet.
         unsafe { libc::close(fd) };

@@ -2,4 +2,5 @@
 //! built on it ([`transport`]).
 
 pub mod h4;
+pub mod mbuf_pool;
 pub mod transport;

@@ -19,9 +19,9 @@ use nimble_sys::{
 };
 
 use super::h4::{H4Parser, Packet};
-use crate::global::Global;
-use crate::mbuf_pool::{MbufPool, POOL_ALIGN};
+use super::mbuf_pool::{MbufPool, POOL_ALIGN};
 use crate::port;
+use crate::thread::{Global, NimbleThread};
 
 /// Command buffers hold an opcode, a length and up to 255 parameter bytes (NimBLE sizes them
 /// as 260).
@@ -256,9 +256,9 @@ static RX: Global<Rx> = Global::new(Rx {
 });
 
 /// Forgets partial input and lent buffers; used at each host start.
-pub fn reset() {
+pub fn reset(t: NimbleThread) {
     AWAITING_ACK.store(0, Ordering::Release);
-    RX.with(|rx| {
+    RX.with(t, |rx| {
         rx.parser.reset();
         rx.drops = RxDrops::default();
         rx.pos = 0;
@@ -276,19 +276,19 @@ pub fn reset() {
 }
 
 /// What has been dropped since the last [`reset`].
-pub fn drops() -> RxDrops {
-    RX.with(|rx| rx.drops).unwrap_or_default()
+pub fn drops(t: NimbleThread) -> RxDrops {
+    RX.with(t, |rx| rx.drops).unwrap_or_default()
 }
 
 /// Parses received bytes until one packet has been handed to the host; returns false when no
 /// byte was waiting. Runs no host events, so it is safe while the host waits for a command to
 /// finish. One packet per call lets the caller run the host's events between packets, so a
 /// burst of reports never finds every event buffer still lent out.
-pub fn pump_rx() -> bool {
+pub fn pump_rx(t: NimbleThread) -> bool {
     // The host callbacks only queue work or complete the pending command; they never call
     // back into the transport's receive side, so holding RX across them is sound. Should one
     // ever do, `with` refuses the nested borrow and nothing is parsed twice.
-    RX.with(|rx| {
+    RX.with(t, |rx| {
         let Rx {
             parser,
             host,
@@ -321,8 +321,8 @@ pub fn pump_rx() -> bool {
 }
 
 /// Whether bytes read from the UART are still waiting in the transport's buffer.
-pub fn rx_buffered() -> bool {
-    RX.with(|rx| rx.pos < rx.len).unwrap_or(false)
+pub fn rx_buffered(t: NimbleThread) -> bool {
+    RX.with(t, |rx| rx.pos < rx.len).unwrap_or(false)
 }
 
 fn deliver(pkt: Packet<'_>, host: Option<HostCallbacks>, drops: &mut RxDrops) {
@@ -425,7 +425,9 @@ pub unsafe extern "C" fn ble_hci_trans_cfg_hs(
     acl_cb: ble_hci_trans_rx_acl_fn,
     acl_arg: *mut c_void,
 ) {
-    RX.with(|rx| {
+    // SAFETY: NimBLE calls its transport only from its host, which runs on the NimBLE thread.
+    let t = unsafe { NimbleThread::new_unchecked() };
+    RX.with(t, |rx| {
         rx.host = Some(HostCallbacks {
             evt_cb,
             evt_arg,
@@ -524,7 +526,9 @@ pub unsafe extern "C" fn ble_hci_trans_hs_acl_tx(om: *mut os_mbuf) -> i32 {
 #[no_mangle]
 pub extern "C" fn ble_hci_trans_reset() -> i32 {
     AWAITING_ACK.store(0, Ordering::Release);
-    RX.with(|rx| rx.parser.reset());
+    // SAFETY: NimBLE calls its transport only from its host, which runs on the NimBLE thread.
+    let t = unsafe { NimbleThread::new_unchecked() };
+    RX.with(t, |rx| rx.parser.reset());
     0
 }
 

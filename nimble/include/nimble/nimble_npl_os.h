@@ -2,7 +2,7 @@
  * NimBLE porting layer (NPL) types for ubluetooth.
  *
  * NimBLE's nimble_npl.h includes this file for the OS types it is built against; the
- * functions it declares (ble_npl_*) are implemented in Rust (src/npl.rs). The host runs on a
+ * functions it declares (ble_npl_*) are implemented in Rust (src/rt/npl.rs). The host runs on a
  * single thread (MicroPython's), so queues, callouts, mutexes and semaphores are plain data:
  * nothing here blocks another thread.
  */

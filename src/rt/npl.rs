@@ -9,7 +9,7 @@
 
 use core::ffi::c_void;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use nimble_sys::{
     ble_npl_callout, ble_npl_error_BLE_NPL_OK as NPL_OK,
@@ -17,7 +17,10 @@ use nimble_sys::{
     ble_npl_eventq, ble_npl_mutex, ble_npl_sem, ble_npl_time_t,
 };
 
+use crate::hci::transport;
 use crate::port;
+use crate::rt::sched;
+use crate::thread::{Global, NimbleThread};
 
 /// Heads of the intrusive lists of every initialised queue and callout.
 struct Lists {
@@ -26,27 +29,19 @@ struct Lists {
     critical_depth: u32,
 }
 
-static LISTS: crate::global::Global<Lists> = crate::global::Global::new(Lists {
+static LISTS: Global<Lists> = Global::new(Lists {
     queues: ptr::null_mut(),
     callouts: ptr::null_mut(),
     critical_depth: 0,
 });
 
-/// The earliest deadline of an armed callout, published for the UART reader thread so it can
-/// schedule a poll when a timer is due even if no byte arrives.
-static NEXT_DEADLINE: AtomicU32 = AtomicU32::new(0);
-static DEADLINE_ARMED: AtomicBool = AtomicBool::new(false);
-
-/// Whether a callout is due at `now`, read from any thread.
-pub fn callout_due(now: u32) -> bool {
-    DEADLINE_ARMED.load(Ordering::Acquire)
-        && (now.wrapping_sub(NEXT_DEADLINE.load(Ordering::Acquire)) as i32) >= 0
-}
-
 fn lists<R>(f: impl FnOnce(&mut Lists) -> R) -> R {
     // The lists are only borrowed inside this module for a few pointer operations and never
     // across a call out of it, so the borrow cannot be taken twice.
-    match LISTS.with(f) {
+    // SAFETY: NimBLE calls its porting layer only from its host, and the host only runs on
+    // the NimBLE thread (inside polls and the shim's calls), as do the poll's own calls here.
+    let t = unsafe { NimbleThread::new_unchecked() };
+    match LISTS.with(t, f) {
         Some(r) => r,
         None => unreachable_borrow(),
     }
@@ -57,6 +52,12 @@ fn unreachable_borrow() -> ! {
     // A re-entrant borrow here would mean NimBLE called the NPL from inside the NPL, which
     // none of the functions below allow. Abort rather than corrupt the lists.
     crate::abort()
+}
+
+/// The token for NimBLE's calls into its porting layer.
+fn nimble_thread() -> NimbleThread {
+    // SAFETY: as in `lists`: only the NimBLE thread runs NimBLE and its porting layer.
+    unsafe { NimbleThread::new_unchecked() }
 }
 
 fn now() -> u32 {
@@ -189,7 +190,7 @@ pub unsafe extern "C" fn ble_npl_eventq_put(evq: *mut ble_npl_eventq, ev: *mut b
     // Work queued from an API call (e.g. a notification NimBLE sends later) must not wait for
     // unrelated controller traffic: outside a poll, ask for one.
     if !IN_POLL.load(Ordering::Acquire) {
-        let _ = crate::ffi::request_poll();
+        let _ = sched::request_poll();
     }
 }
 
@@ -276,7 +277,7 @@ pub unsafe extern "C" fn ble_npl_event_run(ev: *mut ble_npl_event) {
 /// Stops early when the event just run put itself back on a queue: NimBLE's host-reset event
 /// re-queues itself while the controller does not answer, and running it again at once would
 /// spin without ever returning to MicroPython.
-pub fn run_all_events() {
+pub fn run_all_events(_t: NimbleThread) {
     loop {
         let ev = lists(|l| {
             let mut q = l.queues;
@@ -408,7 +409,7 @@ pub unsafe extern "C" fn ble_npl_callout_set_arg(co: *mut ble_npl_callout, arg: 
 
 /// Fires every armed callout whose deadline has passed: its event goes on its queue, or runs
 /// at once when it has none.
-pub fn process_callouts() {
+pub fn process_callouts(_t: NimbleThread) {
     let t = now();
     loop {
         let due = lists(|l| {
@@ -443,7 +444,7 @@ pub fn process_callouts() {
 
 /// Forgets every callout and queue: called when the host is torn down, so that timers of a
 /// stopped session can never fire into the next one.
-pub fn reset() {
+pub fn reset(_t: NimbleThread) {
     lists(|l| {
         let mut c = l.callouts;
         while !c.is_null() {
@@ -485,13 +486,7 @@ fn publish_next_deadline() {
         }
         best
     });
-    match next {
-        Some(d) => {
-            NEXT_DEADLINE.store(d, Ordering::Release);
-            DEADLINE_ARMED.store(true, Ordering::Release);
-        }
-        None => DEADLINE_ARMED.store(false, Ordering::Release),
-    }
+    sched::set_next_deadline(next);
 }
 
 // --- Mutexes and semaphores -----------------------------------------------------------------
@@ -559,8 +554,8 @@ pub unsafe extern "C" fn ble_npl_sem_pend(
                 // ask for a poll to take it in on a bare-metal port, whose poll requests come
                 // from bytes waiting in the UART itself (a Disconnection Complete that followed
                 // Disconnect's Command Status was never delivered).
-                if crate::hci::transport::rx_buffered() && !IN_POLL.load(Ordering::Acquire) {
-                    crate::ffi::request_poll();
+                if transport::rx_buffered(nimble_thread()) && !IN_POLL.load(Ordering::Acquire) {
+                    sched::request_poll();
                 }
                 return NPL_OK;
             }
@@ -574,7 +569,7 @@ pub unsafe extern "C" fn ble_npl_sem_pend(
         } else {
             (timeout - waited).min(10)
         };
-        if !crate::hci::transport::pump_rx() {
+        if !transport::pump_rx(nimble_thread()) {
             port::uart_wait_rx(left.max(1));
         }
     }
@@ -651,7 +646,7 @@ pub extern "C" fn ble_npl_time_delay(ticks: ble_npl_time_t) {
         if waited >= total {
             return;
         }
-        if !crate::hci::transport::pump_rx() {
+        if !transport::pump_rx(nimble_thread()) {
             port::uart_wait_rx((total - waited).min(10));
         }
     }

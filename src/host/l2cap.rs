@@ -30,11 +30,17 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use nimble_sys as ns;
 
-use crate::ble;
-use crate::error::{check, errno, nimble_to_errno, Status, OK};
-use crate::events::{self, IrqArg};
-use crate::global::Global;
-use crate::mbuf_pool::{MbufPool, POOL_ALIGN};
+use super::state::{is_active, require_active};
+use crate::error::{check, Error};
+use crate::event::{self, Event};
+use crate::handle::{Cid, ConnHandle, Psm};
+use crate::hci::mbuf_pool::{MbufPool, POOL_ALIGN};
+use crate::sys;
+use crate::sys::private::ChanRecord;
+use crate::thread::{Global, NimbleThread};
+
+/// NimBLE's L2CAP event callback type, for comparing the pointer NimBLE keeps with ours.
+type L2capEventFn = unsafe extern "C" fn(*mut ns::ble_l2cap_event, *mut c_void) -> c_int;
 
 /// NimBLE's "sent part of the SDU, waiting for credits" return code.
 const BLE_HS_ESTALLED: c_int = ns::BLE_HS_ESTALLED as c_int;
@@ -128,60 +134,6 @@ impl Pool {
     }
 }
 
-// --- NimBLE's channel record ---------------------------------------------------------------------
-
-/// One direction of a channel in NimBLE's private record (`ble_l2cap_coc_endpoint`).
-#[repr(C)]
-struct CocEndpoint {
-    sdu: *mut ns::os_mbuf,
-    mtu: u16,
-    credits: u16,
-    data_offset: u16,
-    flags: u8,
-}
-
-/// NimBLE's private `struct ble_l2cap_chan` for our syscfg (COC on, enhanced COC off). Only
-/// `coc_rx.sdu` is written, and only after [`layout_matches`] has confirmed the mirror against
-/// what NimBLE's public API reports for the same channel.
-#[repr(C)]
-struct ChanRecord {
-    next: *mut c_void,
-    conn_handle: u16,
-    dcid: u16,
-    scid: u16,
-    my_coc_mps: u16,
-    peer_coc_mps: u16,
-    flags: u8,
-    rx_buf: *mut ns::os_mbuf,
-    rx_len: u16,
-    rx_fn: *mut c_void,
-    psm: u16,
-    coc_rx: CocEndpoint,
-    coc_tx: CocEndpoint,
-    initial_credits: u16,
-    cb: *mut c_void,
-    cb_arg: *mut c_void,
-}
-
-/// Checks the mirrored record against NimBLE's public view of `chan`, including our own
-/// callback pointer. False means the NimBLE build differs: credits are then returned early
-/// (safe, just less back-pressure) instead of writing into the record.
-fn layout_matches(chan: *mut ns::ble_l2cap_chan, info: &ns::ble_l2cap_chan_info) -> bool {
-    if chan.is_null() {
-        return false;
-    }
-    // SAFETY: `chan` is a live NimBLE channel (we are in its callback); only reads.
-    let rec = unsafe { &*chan.cast::<ChanRecord>() };
-    let cb: unsafe extern "C" fn(*mut ns::ble_l2cap_event, *mut c_void) -> c_int = on_event;
-    rec.scid == info.scid
-        && rec.dcid == info.dcid
-        && rec.psm == info.psm
-        && rec.coc_rx.mtu == info.our_coc_mtu
-        && rec.coc_tx.mtu == info.peer_coc_mtu
-        && rec.my_coc_mps == info.our_l2cap_mtu
-        && rec.cb == cb as *mut c_void
-}
-
 // --- The channel ---------------------------------------------------------------------------------
 
 /// The single channel object.
@@ -192,12 +144,13 @@ struct Channel {
     chan: *mut ns::ble_l2cap_chan,
     /// The channel is open (CONNECT raised, DISCONNECT not yet).
     connected: bool,
-    conn_handle: u16,
-    cid: u16,
+    conn_handle: ConnHandle,
+    cid: Cid,
     our_mtu: u16,
     peer_mtu: u16,
-    /// NimBLE's record matches [`ChanRecord`].
-    record_ok: bool,
+    /// NimBLE's private record, when it matched our mirror; without it credits are
+    /// returned early.
+    record: Option<ChanRecord>,
     /// Received SDUs not yet read, one chain (from `rx`).
     rx_pending: *mut ns::os_mbuf,
     /// Inside the RECV handler: credits wait until it returns.
@@ -209,18 +162,18 @@ struct Channel {
 }
 
 impl Channel {
-    fn new(listening: bool, mtu: u16) -> Result<Channel, Status> {
-        let rx = Pool::new(rx_pool_blocks(mtu)).ok_or(errno::ENOMEM)?;
-        let tx = Pool::new(tx_pool_blocks(mtu)).ok_or(errno::ENOMEM)?;
+    fn new(listening: bool, mtu: u16) -> Result<Channel, Error> {
+        let rx = Pool::new(rx_pool_blocks(mtu)).ok_or(Error::NoMem)?;
+        let tx = Pool::new(tx_pool_blocks(mtu)).ok_or(Error::NoMem)?;
         Ok(Channel {
             listening,
             chan: ptr::null_mut(),
             connected: false,
-            conn_handle: 0,
-            cid: 0,
+            conn_handle: ConnHandle(0),
+            cid: Cid(0),
             our_mtu: mtu,
             peer_mtu: 0,
-            record_ok: false,
+            record: None,
             rx_pending: ptr::null_mut(),
             in_recv_irq: false,
             mem_stalled: false,
@@ -229,7 +182,7 @@ impl Channel {
         })
     }
 
-    fn matches(&self, conn_handle: u16, cid: u16) -> bool {
+    fn matches(&self, conn_handle: ConnHandle, cid: Cid) -> bool {
         self.connected && !self.chan.is_null() && self.conn_handle == conn_handle && self.cid == cid
     }
 
@@ -273,18 +226,18 @@ fn retire(s: &mut State) {
 
 /// Forgets everything, for a stack (re)start or stop: NimBLE is reinitialised before it runs
 /// again, so none of its old channels can touch these pools.
-pub fn reset() {
-    let _ = STATE.with(|s| {
+pub fn reset(t: NimbleThread) {
+    let _ = STATE.with(t, |s| {
         s.channel = None;
         s.retired.clear();
         s.connecting = false;
     });
 }
 
-/// The port's heap was wiped under us (see [`crate::gatts::forget_heap`]): drop every
+/// The port's heap was wiped under us (see [`super::gatts::forget_heap`]): drop every
 /// reference into it without freeing anything.
-pub fn forget_heap() {
-    let _ = STATE.with(|s| {
+pub fn forget_heap(t: NimbleThread) {
+    let _ = STATE.with(t, |s| {
         core::mem::forget(s.channel.take());
         core::mem::forget(core::mem::take(&mut s.retired));
         s.connecting = false;
@@ -302,33 +255,36 @@ fn chan_info(chan: *mut ns::ble_l2cap_chan) -> ns::ble_l2cap_chan_info {
 
 // --- Events ---------------------------------------------------------------------------------------
 
-fn dispatch_disconnect(conn_handle: u16, cid: u16, psm: u16, status: i64) {
-    events::dispatch(
-        events::IRQ_L2CAP_DISCONNECT,
-        &[
-            IrqArg::int(conn_handle.into()),
-            IrqArg::int(cid.into()),
-            IrqArg::int(psm.into()),
-            IrqArg::int(status),
-        ],
-    );
+fn dispatch_disconnect(
+    t: NimbleThread,
+    conn_handle: ConnHandle,
+    info: &ns::ble_l2cap_chan_info,
+    status: i64,
+) {
+    let ev = Event::L2capDisconnect {
+        conn_handle,
+        cid: Cid(info.scid),
+        psm: Psm(info.psm),
+        status,
+    };
+    event::dispatch(t, &ev);
 }
 
-fn dispatch_send_ready(conn_handle: u16, cid: u16, status: u8) {
-    events::dispatch(
-        events::IRQ_L2CAP_SEND_READY,
-        &[
-            IrqArg::int(conn_handle.into()),
-            IrqArg::int(cid.into()),
-            IrqArg::int(status.into()),
-        ],
-    );
+fn dispatch_send_ready(t: NimbleThread, conn_handle: ConnHandle, cid: Cid, status: u8) {
+    let ev = Event::L2capSendReady {
+        conn_handle,
+        cid,
+        status,
+    };
+    event::dispatch(t, &ev);
 }
 
 unsafe extern "C" fn on_event(event: *mut ns::ble_l2cap_event, _arg: *mut c_void) -> c_int {
     if event.is_null() {
         return 0;
     }
+    // SAFETY: NimBLE calls its L2CAP callbacks from its host, on the NimBLE thread.
+    let t = unsafe { NimbleThread::new_unchecked() };
     // SAFETY: NimBLE passes a valid event for the duration of the call.
     let event = unsafe { &*event };
     let u = &event.__bindgen_anon_1;
@@ -336,76 +292,82 @@ unsafe extern "C" fn on_event(event: *mut ns::ble_l2cap_event, _arg: *mut c_void
         ns::BLE_L2CAP_EVENT_COC_CONNECTED => {
             // SAFETY: the tag says `connect` is the valid member.
             let c = unsafe { u.connect };
-            on_connected(c.conn_handle, c.chan, c.status);
+            on_connected(t, ConnHandle(c.conn_handle), c.chan, c.status);
             0
         }
         ns::BLE_L2CAP_EVENT_COC_DISCONNECTED => {
             // SAFETY: the tag says `disconnect` is the valid member.
             let d = unsafe { u.disconnect };
-            on_disconnected(d.conn_handle, d.chan);
+            on_disconnected(t, ConnHandle(d.conn_handle), d.chan);
             0
         }
         ns::BLE_L2CAP_EVENT_COC_ACCEPT => {
             // SAFETY: the tag says `accept` is the valid member.
             let a = unsafe { u.accept };
-            on_accept(a.conn_handle, a.chan)
+            on_accept(t, ConnHandle(a.conn_handle), a.chan)
         }
         ns::BLE_L2CAP_EVENT_COC_DATA_RECEIVED => {
             // SAFETY: the tag says `receive` is the valid member.
             let r = unsafe { u.receive };
-            on_receive(r.conn_handle, r.chan, r.sdu_rx);
+            on_receive(t, ConnHandle(r.conn_handle), r.chan, r.sdu_rx);
             0
         }
         ns::BLE_L2CAP_EVENT_COC_TX_UNSTALLED => {
             // SAFETY: the tag says `tx_unstalled` is the valid member.
-            let t = unsafe { u.tx_unstalled };
-            on_unstalled(t.conn_handle, t.chan, t.status);
+            let un = unsafe { u.tx_unstalled };
+            on_unstalled(t, ConnHandle(un.conn_handle), un.chan, un.status);
             0
         }
         _ => 0,
     }
 }
 
-fn on_connected(conn_handle: u16, chan: *mut ns::ble_l2cap_chan, status: c_int) {
+fn on_connected(
+    t: NimbleThread,
+    conn_handle: ConnHandle,
+    chan: *mut ns::ble_l2cap_chan,
+    status: c_int,
+) {
     let info = chan_info(chan);
-    let sync_failure = STATE.with(|s| s.connecting).unwrap_or(false);
+    let sync_failure = STATE.with(t, |s| s.connecting).unwrap_or(false);
     if status == 0 {
         let ok = STATE
-            .with(|s| match s.channel.as_mut() {
+            .with(t, |s| match s.channel.as_mut() {
                 Some(ch) if !ch.connected => {
                     ch.chan = chan;
                     ch.connected = true;
                     ch.conn_handle = conn_handle;
-                    ch.cid = info.scid;
+                    ch.cid = Cid(info.scid);
                     ch.our_mtu = info.our_coc_mtu;
                     ch.peer_mtu = info.peer_coc_mtu;
-                    ch.record_ok = layout_matches(chan, &info);
+                    let cb: L2capEventFn = on_event;
+                    // SAFETY: `chan` is live in its callback and until NimBLE reports it
+                    // disconnected, when the channel forgets it (`close`).
+                    ch.record = unsafe { ChanRecord::check(chan, &info, cb as *mut c_void) };
                     true
                 }
                 _ => false,
             })
             .unwrap_or(false);
-        if ok && ble::is_active() {
-            events::dispatch(
-                events::IRQ_L2CAP_CONNECT,
-                &[
-                    IrqArg::int(conn_handle.into()),
-                    IrqArg::int(info.scid.into()),
-                    IrqArg::int(info.psm.into()),
-                    IrqArg::int(info.our_coc_mtu.into()),
-                    IrqArg::int(info.peer_coc_mtu.into()),
-                ],
-            );
+        if ok && is_active() {
+            let ev = Event::L2capConnect {
+                conn_handle,
+                cid: Cid(info.scid),
+                psm: Psm(info.psm),
+                our_mtu: info.our_coc_mtu,
+                peer_mtu: info.peer_coc_mtu,
+            };
+            event::dispatch(t, &ev);
         }
     } else {
         if sync_failure {
             // l2cap_connect reports it as its own error and frees the slot.
             return;
         }
-        if ble::is_active() {
-            dispatch_disconnect(conn_handle, info.scid, info.psm, status.into());
+        if is_active() {
+            dispatch_disconnect(t, conn_handle, &info, status.into());
         }
-        let _ = STATE.with(|s| match s.channel.as_mut() {
+        let _ = STATE.with(t, |s| match s.channel.as_mut() {
             Some(ch) if ch.listening => ch.close(),
             Some(_) => retire(s),
             None => {}
@@ -413,54 +375,52 @@ fn on_connected(conn_handle: u16, chan: *mut ns::ble_l2cap_chan, status: c_int) 
     }
 }
 
-fn on_disconnected(conn_handle: u16, chan: *mut ns::ble_l2cap_chan) {
+fn on_disconnected(t: NimbleThread, conn_handle: ConnHandle, chan: *mut ns::ble_l2cap_chan) {
     let (sync_failure, have_channel) = STATE
-        .with(|s| (s.connecting, s.channel.is_some()))
+        .with(t, |s| (s.connecting, s.channel.is_some()))
         .unwrap_or((false, false));
     // A connect NimBLE refused inside l2cap_connect: reported as that call's error.
     if sync_failure || !have_channel {
         return;
     }
     let info = chan_info(chan);
-    if ble::is_active() {
-        dispatch_disconnect(conn_handle, info.scid, info.psm, 0);
+    if is_active() {
+        dispatch_disconnect(t, conn_handle, &info, 0);
     }
-    let _ = STATE.with(|s| match s.channel.as_mut() {
+    let _ = STATE.with(t, |s| match s.channel.as_mut() {
         Some(ch) if ch.listening => ch.close(),
         Some(_) => retire(s),
         None => {}
     });
 }
 
-fn on_accept(conn_handle: u16, chan: *mut ns::ble_l2cap_chan) -> c_int {
+fn on_accept(t: NimbleThread, conn_handle: ConnHandle, chan: *mut ns::ble_l2cap_chan) -> c_int {
     let free = STATE
-        .with(|s| {
+        .with(t, |s| {
             s.channel
                 .as_ref()
                 .is_some_and(|ch| ch.listening && !ch.connected && ch.chan.is_null())
         })
         .unwrap_or(false);
-    if !free || !ble::is_active() {
+    if !free || !is_active() {
         // One channel at a time: a second one on a busy listener gets "no resources".
         return BLE_HS_ENOMEM;
     }
     let info = chan_info(chan);
-    let result = events::dispatch(
-        events::IRQ_L2CAP_ACCEPT,
-        &[
-            IrqArg::int(conn_handle.into()),
-            IrqArg::int(info.scid.into()),
-            IrqArg::int(info.psm.into()),
-            IrqArg::int(info.our_coc_mtu.into()),
-            IrqArg::int(info.peer_coc_mtu.into()),
-        ],
-    );
+    let accept = Event::L2capAccept {
+        conn_handle,
+        cid: Cid(info.scid),
+        psm: Psm(info.psm),
+        our_mtu: info.our_coc_mtu,
+        peer_mtu: info.peer_coc_mtu,
+    };
+    let result = event::dispatch(t, &accept);
     if result.value != 0 {
         // NimBLE turns the code into the L2CAP result sent to the peer (spec §6.3).
         return result.value as c_int;
     }
     let sdu = STATE
-        .with(|s| match s.channel.as_mut() {
+        .with(t, |s| match s.channel.as_mut() {
             Some(ch) if ch.listening && !ch.connected => ch.rx.get(),
             _ => ptr::null_mut(),
         })
@@ -478,16 +438,21 @@ enum RxNext {
     Drop,
     /// Raise RECV; `early_sdu` must be handed over with recv_ready first (no record access).
     Raise {
-        cid: u16,
+        cid: Cid,
         early_sdu: *mut ns::os_mbuf,
     },
     /// The receive pool ran dry: the channel is closed (its pending data was dropped).
     Overflow { fresh: *mut ns::os_mbuf },
 }
 
-fn on_receive(conn_handle: u16, chan: *mut ns::ble_l2cap_chan, sdu: *mut ns::os_mbuf) {
+fn on_receive(
+    t: NimbleThread,
+    conn_handle: ConnHandle,
+    chan: *mut ns::ble_l2cap_chan,
+    sdu: *mut ns::os_mbuf,
+) {
     let next = STATE
-        .with(|s| {
+        .with(t, |s| {
             let Some(ch) = s
                 .channel
                 .as_mut()
@@ -511,12 +476,10 @@ fn on_receive(conn_handle: u16, chan: *mut ns::ble_l2cap_chan, sdu: *mut ns::os_
                 fresh = ch.rx.get();
                 overflow = true;
             }
-            if ch.record_ok {
-                // SAFETY: the record layout was checked at connect; NimBLE cleared this
-                // field before the callback and reads it for the next segment. The mbuf
-                // (possibly null, which only happens with overflow, handled below) is
-                // NimBLE's from here.
-                unsafe { (*chan.cast::<ChanRecord>()).coc_rx.sdu = fresh };
+            if let Some(record) = ch.record {
+                // The mbuf (possibly null, which only happens with overflow, handled below)
+                // is NimBLE's from here.
+                record.set_rx_sdu(t, fresh);
             }
             if overflow {
                 return RxNext::Overflow { fresh };
@@ -524,7 +487,11 @@ fn on_receive(conn_handle: u16, chan: *mut ns::ble_l2cap_chan, sdu: *mut ns::os_
             ch.in_recv_irq = true;
             RxNext::Raise {
                 cid: ch.cid,
-                early_sdu: if ch.record_ok { ptr::null_mut() } else { fresh },
+                early_sdu: if ch.record.is_some() {
+                    ptr::null_mut()
+                } else {
+                    fresh
+                },
             }
         })
         .unwrap_or(RxNext::Drop);
@@ -546,61 +513,61 @@ fn on_receive(conn_handle: u16, chan: *mut ns::ble_l2cap_chan, sdu: *mut ns::os_
                 // SAFETY: live channel in its callback; NimBLE takes the fresh buffer.
                 unsafe { ns::ble_l2cap_recv_ready(chan, early_sdu) };
             }
-            if ble::is_active() {
-                events::dispatch(
-                    events::IRQ_L2CAP_RECV,
-                    &[IrqArg::int(conn_handle.into()), IrqArg::int(cid.into())],
-                );
+            if is_active() {
+                event::dispatch(t, &Event::L2capRecv { conn_handle, cid });
             }
             let give = STATE
-                .with(|s| match s.channel.as_mut() {
+                .with(t, |s| match s.channel.as_mut() {
                     Some(ch) if ch.chan == chan && ch.connected => {
                         ch.in_recv_irq = false;
-                        ch.rx_pending.is_null() && ch.record_ok
+                        ch.record.filter(|_| ch.rx_pending.is_null())
                     }
-                    _ => false,
+                    _ => None,
                 })
-                .unwrap_or(false);
-            if give {
-                return_credits(chan);
+                .flatten();
+            if let Some(record) = give {
+                return_credits(t, chan, record);
             }
         }
     }
 }
 
 /// Hands NimBLE its current receive buffer again, which returns the peer's credits.
-fn return_credits(chan: *mut ns::ble_l2cap_chan) {
-    // SAFETY: the record layout was checked (callers test `record_ok`); reading the buffer
-    // NimBLE holds.
-    let sdu = unsafe { (*chan.cast::<ChanRecord>()).coc_rx.sdu };
+fn return_credits(t: NimbleThread, chan: *mut ns::ble_l2cap_chan, record: ChanRecord) {
+    let sdu = record.rx_sdu(t);
     if !sdu.is_null() {
         // SAFETY: live channel; `sdu` is already NimBLE's receive buffer.
         unsafe { ns::ble_l2cap_recv_ready(chan, sdu) };
     }
 }
 
-fn on_unstalled(conn_handle: u16, chan: *mut ns::ble_l2cap_chan, status: c_int) {
+fn on_unstalled(
+    t: NimbleThread,
+    conn_handle: ConnHandle,
+    chan: *mut ns::ble_l2cap_chan,
+    status: c_int,
+) {
     let cid = STATE
-        .with(|s| match s.channel.as_ref() {
+        .with(t, |s| match s.channel.as_ref() {
             Some(ch) if ch.chan == chan && ch.connected && !ch.mem_stalled => Some(ch.cid),
             _ => None,
         })
         .flatten();
-    if let (Some(cid), true) = (cid, ble::is_active()) {
-        dispatch_send_ready(conn_handle, cid, u8::from(status != 0));
+    if let (Some(cid), true) = (cid, is_active()) {
+        dispatch_send_ready(t, conn_handle, cid, u8::from(status != 0));
     }
 }
 
 /// After each poll: a send that backed off for the shared pool is told it may go on once the
 /// pool is at least three-quarters free again.
-pub fn check_mem_unstall() {
+pub fn check_mem_unstall(t: NimbleThread) {
     // SAFETY: plain reads of NimBLE's msys counters on the NimBLE thread.
     let (free, count) = unsafe { (ns::os_msys_num_free(), ns::os_msys_count()) };
     if !mem_recovered(free, count) {
         return;
     }
     let ready = STATE
-        .with(|s| match s.channel.as_mut() {
+        .with(t, |s| match s.channel.as_mut() {
             Some(ch) if ch.mem_stalled && ch.connected => {
                 ch.mem_stalled = false;
                 Some((ch.conn_handle, ch.cid))
@@ -608,58 +575,50 @@ pub fn check_mem_unstall() {
             _ => None,
         })
         .flatten();
-    if let (Some((conn, cid)), true) = (ready, ble::is_active()) {
-        dispatch_send_ready(conn, cid, 0);
+    if let (Some((conn, cid)), true) = (ready, is_active()) {
+        dispatch_send_ready(t, conn, cid, 0);
     }
 }
 
 // --- Operations ------------------------------------------------------------------------------------
 
-fn require_active() -> Result<(), Status> {
-    if ble::is_active() {
-        Ok(())
-    } else {
-        Err(errno::ENODEV)
-    }
-}
-
 /// Takes the slot for a new channel; `EALREADY` if one exists.
-fn claim(listening: bool, mtu: u16) -> Result<(), Status> {
+fn claim(t: NimbleThread, listening: bool, mtu: u16) -> Result<(), Error> {
     STATE
-        .with(|s| {
+        .with(t, |s| {
             if s.channel.is_some() {
-                return Err(errno::EALREADY);
+                return Err(Error::Already);
             }
             // No NimBLE channel uses a retired pool any more: they closed before now.
             s.retired.clear();
             s.channel = Some(Channel::new(listening, mtu)?);
             Ok(())
         })
-        .unwrap_or(Err(errno::EBUSY))
+        .unwrap_or(Err(Error::Busy))
 }
 
-fn release_slot() {
-    let _ = STATE.with(retire);
+fn release_slot(t: NimbleThread) {
+    let _ = STATE.with(t, retire);
 }
 
 /// `l2cap_listen(psm, mtu)`.
-pub fn listen(psm: u16, mtu: u16) -> Result<(), Status> {
+pub fn listen(t: NimbleThread, psm: Psm, mtu: u16) -> Result<(), Error> {
     require_active()?;
-    claim(true, mtu)?;
+    claim(t, true, mtu)?;
     // SAFETY: plain NimBLE call on the NimBLE thread; the callback is a plain fn.
-    let rc = unsafe { ns::ble_l2cap_create_server(psm, mtu, Some(on_event), ptr::null_mut()) };
+    let rc = unsafe { ns::ble_l2cap_create_server(psm.0, mtu, Some(on_event), ptr::null_mut()) };
     if rc != 0 {
-        release_slot();
+        release_slot(t);
     }
     check(rc)
 }
 
 /// `l2cap_connect(conn_handle, psm, mtu)`. A refusal frees the slot (unlike the C module).
-pub fn connect(conn_handle: u16, psm: u16, mtu: u16) -> Result<(), Status> {
+pub fn connect(t: NimbleThread, conn_handle: ConnHandle, psm: Psm, mtu: u16) -> Result<(), Error> {
     require_active()?;
-    claim(false, mtu)?;
+    claim(t, false, mtu)?;
     let sdu = STATE
-        .with(|s| {
+        .with(t, |s| {
             s.connecting = true;
             s.channel.as_mut().map_or(ptr::null_mut(), |ch| ch.rx.get())
         })
@@ -670,49 +629,61 @@ pub fn connect(conn_handle: u16, psm: u16, mtu: u16) -> Result<(), Status> {
         // SAFETY: plain NimBLE call; `sdu` is a fresh mbuf from the channel's pool, which
         // outlives NimBLE's use of it (retired, not freed, when the channel ends).
         unsafe {
-            ns::ble_l2cap_connect(conn_handle, psm, mtu, sdu, Some(on_event), ptr::null_mut())
+            ns::ble_l2cap_connect(
+                conn_handle.0,
+                psm.0,
+                mtu,
+                sdu,
+                Some(on_event),
+                ptr::null_mut(),
+            )
         }
     };
-    let _ = STATE.with(|s| s.connecting = false);
+    let _ = STATE.with(t, |s| s.connecting = false);
     if rc != 0 {
-        release_slot();
+        release_slot(t);
     }
     check(rc)
 }
 
 /// `l2cap_disconnect(conn_handle, cid)`: `EINVAL` unless it names the open channel.
-pub fn disconnect(conn_handle: u16, cid: u16) -> Result<(), Status> {
+pub fn disconnect(t: NimbleThread, conn_handle: ConnHandle, cid: Cid) -> Result<(), Error> {
     require_active()?;
     let chan = STATE
-        .with(|s| {
+        .with(t, |s| {
             s.channel
                 .as_ref()
                 .filter(|ch| ch.matches(conn_handle, cid))
                 .map(|ch| ch.chan)
         })
         .flatten()
-        .ok_or(errno::EINVAL)?;
+        .ok_or(Error::InvalidArg)?;
     // SAFETY: `chan` is the open channel; NimBLE reports the end with an event.
     check(unsafe { ns::ble_l2cap_disconnect(chan) })
 }
 
 /// `l2cap_send(conn_handle, cid, data)`: `Ok(true)` when more may be sent now, `Ok(false)`
 /// when stalled (wait for `_IRQ_L2CAP_SEND_READY`).
-pub fn send(conn_handle: u16, cid: u16, data: &[u8]) -> Result<bool, Status> {
+pub fn send(
+    t: NimbleThread,
+    conn_handle: ConnHandle,
+    cid: Cid,
+    data: &[u8],
+) -> Result<bool, Error> {
     require_active()?;
     let (chan, sdu) = STATE
-        .with(|s| {
+        .with(t, |s| {
             let ch = s
                 .channel
                 .as_mut()
                 .filter(|ch| ch.matches(conn_handle, cid))
-                .ok_or(errno::EINVAL)?;
+                .ok_or(Error::InvalidArg)?;
             if !send_len_ok(data.len(), ch.our_mtu, ch.peer_mtu) {
-                return Err(errno::EINVAL);
+                return Err(Error::InvalidArg);
             }
             let sdu = ch.tx.get();
             if sdu.is_null() {
-                return Err(errno::ENOMEM);
+                return Err(Error::NoMem);
             }
             // SAFETY: `sdu` is a fresh mbuf of ours; the length fits a u16 (≤ 2 × MTU is
             // checked against the peer's u16 MTU above).
@@ -720,11 +691,11 @@ pub fn send(conn_handle: u16, cid: u16, data: &[u8]) -> Result<bool, Status> {
             if rc != 0 {
                 // SAFETY: still ours.
                 unsafe { ns::os_mbuf_free_chain(sdu) };
-                return Err(errno::ENOMEM);
+                return Err(Error::NoMem);
             }
             Ok((ch.chan, sdu))
         })
-        .unwrap_or(Err(errno::EBUSY))?;
+        .unwrap_or(Err(Error::Busy))?;
     // SAFETY: `chan` is the open channel; NimBLE takes `sdu` on success or stall.
     let rc = unsafe { ns::ble_l2cap_send(chan, sdu) };
     let mut stalled = false;
@@ -738,61 +709,50 @@ pub fn send(conn_handle: u16, cid: u16, data: &[u8]) -> Result<bool, Status> {
         rc if rc == ns::BLE_HS_EBUSY as c_int || rc == ns::BLE_HS_EBADDATA as c_int => {
             // SAFETY: NimBLE did not take `sdu` on these codes.
             unsafe { ns::os_mbuf_free_chain(sdu) };
-            Err(nimble_to_errno(rc))
+            check(rc)
         }
         // Other failures happen after NimBLE took the SDU (and freed it).
-        rc => Err(nimble_to_errno(rc)),
+        rc => check(rc),
     };
     // SAFETY: plain reads of NimBLE's msys counters.
     let (free, count) = unsafe { (ns::os_msys_num_free(), ns::os_msys_count()) };
     if mem_stall(free, count) {
-        let _ = STATE.with(|s| {
+        let _ = STATE.with(t, |s| {
             if let Some(ch) = s.channel.as_mut().filter(|ch| ch.chan == chan) {
                 ch.mem_stalled = true;
             }
         });
         stalled = true;
-        crate::ffi::request_poll();
+        crate::rt::sched::request_poll();
     }
     result.map(|()| !stalled)
-}
-
-/// Sum of the data in an mbuf chain.
-///
-/// # Safety
-/// `om` must be null or a valid chain.
-unsafe fn chain_len(om: *const ns::os_mbuf) -> usize {
-    let mut n = 0;
-    let mut m = om;
-    while !m.is_null() {
-        // SAFETY: `m` is a link of the valid chain.
-        let link = unsafe { &*m };
-        n += usize::from(link.om_len);
-        m = link.om_next.sle_next;
-    }
-    n
 }
 
 /// `l2cap_recvinto(conn_handle, cid, buf)`: with `None` the number of bytes pending; else
 /// copies up to `buf.len()` of them into `buf` and returns how many. Credits go back to the
 /// peer once everything pending is read (after the RECV handler, if called from it).
-pub fn recvinto(conn_handle: u16, cid: u16, buf: Option<&mut [u8]>) -> Result<usize, Status> {
+pub fn recvinto(
+    t: NimbleThread,
+    conn_handle: ConnHandle,
+    cid: Cid,
+    buf: Option<&mut [u8]>,
+) -> Result<usize, Error> {
     require_active()?;
     let (n, give, chan) = STATE
-        .with(|s| {
+        .with(t, |s| {
             let ch = s
                 .channel
                 .as_mut()
                 .filter(|ch| ch.matches(conn_handle, cid))
-                .ok_or(errno::EINVAL)?;
+                .ok_or(Error::InvalidArg)?;
             // SAFETY: the pending chain is ours and valid.
-            let avail = unsafe { chain_len(ch.rx_pending) };
+            let avail = unsafe { sys::mbuf::chain_len(ch.rx_pending) };
             let Some(buf) = buf else {
-                return Ok((avail, false, ch.chan));
+                return Ok((avail, None, ch.chan));
             };
             let n = buf.len().min(avail);
             if n == 0 {
-                return Ok((0, false, ch.chan));
+                return Ok((0, None, ch.chan));
             }
             // SAFETY: the chain holds `avail >= n` bytes; `buf` has room for `n`.
             unsafe { ns::os_mbuf_copydata(ch.rx_pending, 0, n as c_int, buf.as_mut_ptr().cast()) };
@@ -800,112 +760,21 @@ pub fn recvinto(conn_handle: u16, cid: u16, buf: Option<&mut [u8]>) -> Result<us
                 // SAFETY: ours; nothing else refers to it.
                 unsafe { ns::os_mbuf_free_chain(ch.rx_pending) };
                 ch.rx_pending = ptr::null_mut();
-                Ok((n, !ch.in_recv_irq && ch.record_ok, ch.chan))
+                Ok((n, ch.record.filter(|_| !ch.in_recv_irq), ch.chan))
             } else {
                 // SAFETY: ours; drop the bytes read, then free emptied leading blocks.
                 unsafe {
                     ns::os_mbuf_adj(ch.rx_pending, n as c_int);
                     ch.rx_pending = ns::os_mbuf_trim_front(ch.rx_pending);
                 }
-                Ok((n, false, ch.chan))
+                Ok((n, None, ch.chan))
             }
         })
-        .unwrap_or(Err(errno::EBUSY))?;
-    if give {
-        return_credits(chan);
+        .unwrap_or(Err(Error::Busy))?;
+    if let Some(record) = give {
+        return_credits(t, chan, record);
     }
     Ok(n)
-}
-
-// --- FFI -------------------------------------------------------------------------------------------
-
-/// `l2cap_listen(psm, mtu)`; `mtu` already clamped by [`ubt_l2cap_clamp_mtu`].
-#[no_mangle]
-pub extern "C" fn ubt_l2cap_listen(psm: u16, mtu: u16) -> Status {
-    listen(psm, mtu).err().unwrap_or(OK)
-}
-
-/// `l2cap_connect(conn_handle, psm, mtu)`.
-#[no_mangle]
-pub extern "C" fn ubt_l2cap_connect(conn_handle: u16, psm: u16, mtu: u16) -> Status {
-    connect(conn_handle, psm, mtu).err().unwrap_or(OK)
-}
-
-/// `l2cap_disconnect(conn_handle, cid)`.
-#[no_mangle]
-pub extern "C" fn ubt_l2cap_disconnect(conn_handle: u16, cid: u16) -> Status {
-    disconnect(conn_handle, cid).err().unwrap_or(OK)
-}
-
-/// The script's `mtu` argument clamped to 32..=65535, as the C module does.
-#[no_mangle]
-pub extern "C" fn ubt_l2cap_clamp_mtu(mtu: i64) -> u16 {
-    clamp_mtu(mtu)
-}
-
-/// `l2cap_send(conn_handle, cid, data)`; `*more` is the method's bool result.
-///
-/// # Safety
-/// `data` must be valid for reads of `len` bytes (or `len` 0); `more` must be writable.
-#[no_mangle]
-pub unsafe extern "C" fn ubt_l2cap_send(
-    conn_handle: u16,
-    cid: u16,
-    data: *const u8,
-    len: usize,
-    more: *mut bool,
-) -> Status {
-    let data = if data.is_null() || len == 0 {
-        &[][..]
-    } else {
-        // SAFETY: the caller guarantees `len` readable bytes at `data`.
-        unsafe { core::slice::from_raw_parts(data, len) }
-    };
-    match send(conn_handle, cid, data) {
-        Ok(m) => {
-            if !more.is_null() {
-                // SAFETY: the caller guarantees `more` is writable.
-                unsafe { *more = m };
-            }
-            OK
-        }
-        Err(st) => st,
-    }
-}
-
-/// `l2cap_recvinto(conn_handle, cid, buf)`; `buf` null for `None`. `*len` is the buffer's
-/// size on entry and the result on return.
-///
-/// # Safety
-/// `buf` must be null or valid for writes of `*len` bytes; `len` must be valid.
-#[no_mangle]
-pub unsafe extern "C" fn ubt_l2cap_recvinto(
-    conn_handle: u16,
-    cid: u16,
-    buf: *mut u8,
-    len: *mut usize,
-) -> Status {
-    if len.is_null() {
-        return errno::EINVAL;
-    }
-    // SAFETY: the caller guarantees `len` is valid.
-    let cap = unsafe { *len };
-    let buf = if buf.is_null() {
-        None
-    } else if cap == 0 {
-        Some(&mut [][..])
-    } else {
-        // SAFETY: the caller guarantees `cap` writable bytes at `buf`.
-        Some(unsafe { core::slice::from_raw_parts_mut(buf, cap) })
-    };
-    match recvinto(conn_handle, cid, buf) {
-        Ok(n) => {
-            // SAFETY: as above.
-            unsafe { *len = n };
-            OK
-        }
-        Err(st) => st,
-    }
 }
 
 #[cfg(test)]
@@ -962,19 +831,6 @@ mod tests {
         assert!(!mem_stall(7, 12));
         assert!(!mem_recovered(8, 12));
         assert!(mem_recovered(9, 12));
-    }
-
-    #[test]
-    fn record_mirror_has_nimbles_shape() {
-        // Pointer-sized fields are where C puts them on this target.
-        let p = mem::size_of::<*const u8>();
-        assert_eq!(mem::offset_of!(ChanRecord, conn_handle), p);
-        assert_eq!(mem::offset_of!(ChanRecord, flags), p + 10);
-        assert_eq!(
-            mem::offset_of!(ChanRecord, rx_buf),
-            (p + 11).div_ceil(p) * p
-        );
-        assert_eq!(mem::offset_of!(CocEndpoint, mtu), p);
     }
 
     #[test]

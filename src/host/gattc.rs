@@ -17,15 +17,16 @@
 //! dropped link, `13` for an ATT timeout); NimBLE's "done" (`BLE_HS_EDONE`) becomes 0.
 
 use core::ffi::{c_int, c_void};
-use core::{ptr, slice};
+use core::ptr;
 
-use alloc::vec::Vec;
 use nimble_sys as ns;
 
-use crate::ble;
-use crate::error::{check, errno, Status, OK};
-use crate::events::{self, IrqArg};
-use crate::global::Global;
+use super::state::{is_active, require_active};
+use crate::error::{check, Error};
+use crate::event::{self, Event};
+use crate::handle::{AttrHandle, ConnHandle};
+use crate::sys;
+use crate::thread::{Global, NimbleThread};
 use crate::uuid::Uuid;
 
 /// NimBLE's "procedure complete" code, which reaches scripts as status 0.
@@ -36,72 +37,7 @@ const BLE_HS_ENOTCONN: u16 = ns::BLE_HS_ENOTCONN as u16;
 /// copy of a received value normally lives on the stack.
 const ATT_MTU_MAX: usize = 527;
 
-// --- UUIDs between NimBLE and Python -----------------------------------------------------------
-
-/// Converts a UUID NimBLE reports (service, characteristic, descriptor) into ours.
-///
-/// All three sizes keep their size and value (little-endian). MicroPython's C module converts
-/// the same way in this direction; `None` only for a type tag NimBLE never produces.
-pub fn uuid_from_nimble(any: &ns::ble_uuid_any_t) -> Option<Uuid> {
-    // SAFETY: every member of the union starts with the `ble_uuid_t` tag (all are repr(C)),
-    // so the tag can always be read; the member read below is the one the tag names.
-    let kind = unsafe { any.u.type_ } as u32;
-    match kind {
-        ns::BLE_UUID_TYPE_16 => {
-            // SAFETY: the tag says this is a 16-bit UUID.
-            let v = unsafe { any.u16_.value };
-            Uuid::from_buffer(&v.to_le_bytes()).ok()
-        }
-        ns::BLE_UUID_TYPE_32 => {
-            // SAFETY: the tag says this is a 32-bit UUID.
-            let v = unsafe { any.u32_.value };
-            Uuid::from_buffer(&v.to_le_bytes()).ok()
-        }
-        ns::BLE_UUID_TYPE_128 => {
-            // SAFETY: the tag says this is a 128-bit UUID.
-            let v = unsafe { any.u128_.value };
-            Uuid::from_buffer(&v).ok()
-        }
-        _ => None,
-    }
-}
-
-/// Converts one of our UUIDs into NimBLE's form, size for size.
-///
-/// A 32-bit UUID keeps all four of its bytes. (MicroPython v1.25's C module builds the 32-bit
-/// value from the wrong bytes; the spec does not list that as behaviour to keep.)
-pub fn uuid_to_nimble(uuid: &Uuid) -> Option<ns::ble_uuid_any_t> {
-    let b = uuid.as_bytes();
-    let mut any = ns::ble_uuid_any_t::default();
-    match *b {
-        [b0, b1] => {
-            any.u16_ = ns::ble_uuid16_t {
-                u: ns::ble_uuid_t {
-                    type_: ns::BLE_UUID_TYPE_16 as u8,
-                },
-                value: u16::from_le_bytes([b0, b1]),
-            };
-        }
-        [b0, b1, b2, b3] => {
-            any.u32_ = ns::ble_uuid32_t {
-                u: ns::ble_uuid_t {
-                    type_: ns::BLE_UUID_TYPE_32 as u8,
-                },
-                value: u32::from_le_bytes([b0, b1, b2, b3]),
-            };
-        }
-        _ => {
-            let value: [u8; 16] = b.try_into().ok()?;
-            any.u128_ = ns::ble_uuid128_t {
-                u: ns::ble_uuid_t {
-                    type_: ns::BLE_UUID_TYPE_128 as u8,
-                },
-                value,
-            };
-        }
-    }
-    Some(any)
-}
+// --- Service search UUIDs -----------------------------------------------------------
 
 /// The Bluetooth base UUID `00000000-0000-1000-8000-00805f9b34fb`, little-endian; a 16- or
 /// 32-bit UUID is this with its value in bytes 12..16.
@@ -203,9 +139,9 @@ impl ChrDiscovery {
         conn_handle: u16,
         end_handle: u16,
         filter: Option<Uuid>,
-    ) -> Result<(), Status> {
+    ) -> Result<(), Error> {
         if self.is_busy() {
-            return Err(errno::EBUSY);
+            return Err(Error::Busy);
         }
         *self = ChrDiscovery {
             conn_handle,
@@ -264,8 +200,8 @@ static CHR_DISCOVERY: Global<ChrDiscovery> = Global::new(ChrDiscovery::new());
 
 /// Forgets any characteristic discovery. For a stack (re)start: NimBLE's procedures from
 /// before are gone without a callback if the old stack stopped without its links closing.
-pub fn reset() {
-    let _ = CHR_DISCOVERY.with(|d| *d = ChrDiscovery::new());
+pub fn reset(t: NimbleThread) {
+    let _ = CHR_DISCOVERY.with(t, |d| *d = ChrDiscovery::new());
 }
 
 // --- Events --------------------------------------------------------------------------------------
@@ -291,60 +227,21 @@ fn done_status(status: u16) -> u16 {
     }
 }
 
-fn dispatch_done(event: u16, conn_handle: u16, status: u16) {
-    events::dispatch(
-        event,
-        &[IrqArg::int(conn_handle.into()), IrqArg::int(status.into())],
-    );
-}
-
-fn dispatch_chr_result(conn_handle: u16, r: &ChrResult) {
-    events::dispatch(
-        events::IRQ_GATTC_CHARACTERISTIC_RESULT,
-        &[
-            IrqArg::int(conn_handle.into()),
-            IrqArg::int(r.end_handle.into()),
-            IrqArg::int(r.value_handle.into()),
-            IrqArg::int(r.properties.into()),
-            IrqArg::uuid(&r.uuid),
-        ],
-    );
-}
-
-/// Runs `f` over the bytes of an mbuf chain, joined into one slice.
-///
-/// # Safety
-/// `om` must be null or a valid mbuf chain that stays alive for the call.
-unsafe fn with_mbuf_data<R>(om: *const ns::os_mbuf, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
-    let mut len: usize = 0;
-    let mut m = om;
-    while !m.is_null() {
-        // SAFETY: `m` is a link of the valid chain.
-        let link = unsafe { &*m };
-        len += usize::from(link.om_len);
-        m = link.om_next.sle_next;
-    }
-    let copy = |dst: &mut [u8]| -> bool {
-        if dst.is_empty() {
-            return true;
-        }
-        // SAFETY: `om` is a valid chain of `len == dst.len()` bytes; `dst` is writable.
-        let rc =
-            unsafe { ns::os_mbuf_copydata(om, 0, dst.len() as c_int, dst.as_mut_ptr().cast()) };
-        rc == 0
+fn dispatch_chr_result(t: NimbleThread, conn_handle: ConnHandle, r: &ChrResult) {
+    let ev = Event::GattcCharacteristicResult {
+        conn_handle,
+        end_handle: AttrHandle(r.end_handle),
+        value_handle: AttrHandle(r.value_handle),
+        properties: r.properties,
+        uuid: &r.uuid,
     };
-    if len <= ATT_MTU_MAX {
-        let mut buf = [0u8; ATT_MTU_MAX];
-        let data = &mut buf[..len];
-        copy(data).then(|| f(data))
-    } else {
-        // Longer than any ATT value we negotiate; tolerated, on the heap. If memory is short
-        // the event is dropped rather than aborting the firmware.
-        let mut v = Vec::new();
-        v.try_reserve_exact(len).ok()?;
-        v.resize(len, 0);
-        copy(&mut v).then(|| f(&v))
-    }
+    event::dispatch(t, &ev);
+}
+
+/// The token for NimBLE's GATT client callbacks.
+fn callback_thread() -> NimbleThread {
+    // SAFETY: NimBLE calls its GATT client callbacks from its host, on the NimBLE thread.
+    unsafe { NimbleThread::new_unchecked() }
 }
 
 unsafe extern "C" fn on_service(
@@ -354,32 +251,33 @@ unsafe extern "C" fn on_service(
     _arg: *mut c_void,
 ) -> c_int {
     let (status, _) = gatt_error(error);
-    if !ble::is_active() {
+    if !is_active() {
         return 0;
     }
+    let (t, conn_handle) = (callback_thread(), ConnHandle(conn_handle));
     if status == 0 {
         if service.is_null() {
             return 0;
         }
         // SAFETY: NimBLE passes a valid service with a zero status, for the call.
         let svc = unsafe { &*service };
-        let (start, end) = (svc.start_handle, svc.end_handle);
-        if let Some(uuid) = uuid_from_nimble(&svc.uuid) {
-            events::dispatch(
-                events::IRQ_GATTC_SERVICE_RESULT,
-                &[
-                    IrqArg::int(conn_handle.into()),
-                    IrqArg::int(start.into()),
-                    IrqArg::int(end.into()),
-                    IrqArg::uuid(&uuid),
-                ],
-            );
+        if let Some(uuid) = sys::uuid::from_nimble(&svc.uuid) {
+            let ev = Event::GattcServiceResult {
+                conn_handle,
+                start_handle: AttrHandle(svc.start_handle),
+                end_handle: AttrHandle(svc.end_handle),
+                uuid: &uuid,
+            };
+            event::dispatch(t, &ev);
         }
     } else {
-        dispatch_done(
-            events::IRQ_GATTC_SERVICE_DONE,
-            conn_handle,
-            done_status(status),
+        let status = done_status(status);
+        event::dispatch(
+            t,
+            &Event::GattcServiceDone {
+                conn_handle,
+                status,
+            },
         );
     }
     0
@@ -392,6 +290,7 @@ unsafe extern "C" fn on_characteristic(
     _arg: *mut c_void,
 ) -> c_int {
     let (status, _) = gatt_error(error);
+    let t = callback_thread();
     // The discovery state is kept in step even while the stack stops (when nothing is
     // reported), so a restarted stack never finds a stale discovery blocking the next.
     if status == 0 {
@@ -400,39 +299,51 @@ unsafe extern "C" fn on_characteristic(
         }
         // SAFETY: NimBLE passes a valid characteristic with a zero status, for the call.
         let c = unsafe { &*chr };
-        let Some(uuid) = uuid_from_nimble(&c.uuid) else {
+        let Some(uuid) = sys::uuid::from_nimble(&c.uuid) else {
             return 0;
         };
         let ready = CHR_DISCOVERY
-            .with(|d| {
+            .with(t, |d| {
                 d.is_running_on(conn_handle)
                     .then(|| d.on_characteristic(c.def_handle, c.val_handle, c.properties, uuid))
                     .flatten()
             })
             .flatten();
-        if let (Some(r), true) = (ready, ble::is_active()) {
-            dispatch_chr_result(conn_handle, &r);
+        if let (Some(r), true) = (ready, is_active()) {
+            dispatch_chr_result(t, ConnHandle(conn_handle), &r);
         }
     } else {
         // `None`: not the discovery we track (already finished by a disconnection).
         let Some(last) = CHR_DISCOVERY
-            .with(|d| d.is_running_on(conn_handle).then(|| d.finish()))
+            .with(t, |d| d.is_running_on(conn_handle).then(|| d.finish()))
             .flatten()
         else {
             return 0;
         };
-        if ble::is_active() {
-            if let Some(r) = last {
-                dispatch_chr_result(conn_handle, &r);
-            }
-            dispatch_done(
-                events::IRQ_GATTC_CHARACTERISTIC_DONE,
-                conn_handle,
-                done_status(status),
-            );
+        if is_active() {
+            finish_chr_discovery(t, ConnHandle(conn_handle), last, done_status(status));
         }
     }
     0
+}
+
+/// Reports a finished characteristic discovery: the result still held back, then DONE.
+fn finish_chr_discovery(
+    t: NimbleThread,
+    conn_handle: ConnHandle,
+    last: Option<ChrResult>,
+    status: u16,
+) {
+    if let Some(r) = last {
+        dispatch_chr_result(t, conn_handle, &r);
+    }
+    event::dispatch(
+        t,
+        &Event::GattcCharacteristicDone {
+            conn_handle,
+            status,
+        },
+    );
 }
 
 unsafe extern "C" fn on_descriptor(
@@ -443,31 +354,32 @@ unsafe extern "C" fn on_descriptor(
     _arg: *mut c_void,
 ) -> c_int {
     let (status, _) = gatt_error(error);
-    if !ble::is_active() {
+    if !is_active() {
         return 0;
     }
+    let (t, conn_handle) = (callback_thread(), ConnHandle(conn_handle));
     if status == 0 {
         if dsc.is_null() {
             return 0;
         }
         // SAFETY: NimBLE passes a valid descriptor with a zero status, for the call.
         let d = unsafe { &*dsc };
-        let handle = d.handle;
-        if let Some(uuid) = uuid_from_nimble(&d.uuid) {
-            events::dispatch(
-                events::IRQ_GATTC_DESCRIPTOR_RESULT,
-                &[
-                    IrqArg::int(conn_handle.into()),
-                    IrqArg::int(handle.into()),
-                    IrqArg::uuid(&uuid),
-                ],
-            );
+        if let Some(uuid) = sys::uuid::from_nimble(&d.uuid) {
+            let ev = Event::GattcDescriptorResult {
+                conn_handle,
+                dsc_handle: AttrHandle(d.handle),
+                uuid: &uuid,
+            };
+            event::dispatch(t, &ev);
         }
     } else {
-        dispatch_done(
-            events::IRQ_GATTC_DESCRIPTOR_DONE,
-            conn_handle,
-            done_status(status),
+        let status = done_status(status);
+        event::dispatch(
+            t,
+            &Event::GattcDescriptorDone {
+                conn_handle,
+                status,
+            },
         );
     }
     0
@@ -475,15 +387,15 @@ unsafe extern "C" fn on_descriptor(
 
 /// The handle a READ_DONE/WRITE_DONE reports: the attribute's when NimBLE gives one, else
 /// the handle from the ATT error response (0 when the failure was not an ATT error).
-fn reported_handle(attr: *const ns::ble_gatt_attr, error: *const ns::ble_gatt_error) -> u16 {
-    if !attr.is_null() {
+fn reported_handle(attr: *const ns::ble_gatt_attr, error: *const ns::ble_gatt_error) -> AttrHandle {
+    AttrHandle(if !attr.is_null() {
         // SAFETY: NimBLE passes a valid attribute for the duration of the callback.
         unsafe { (*attr).handle }
     } else if !error.is_null() {
         gatt_error(error).1
     } else {
         0xffff
-    }
+    })
 }
 
 unsafe extern "C" fn on_read(
@@ -493,29 +405,33 @@ unsafe extern "C" fn on_read(
     _arg: *mut c_void,
 ) -> c_int {
     let (status, _) = gatt_error(error);
-    let handle = reported_handle(attr, error);
-    if !ble::is_active() {
+    let value_handle = reported_handle(attr, error);
+    if !is_active() {
         return 0;
     }
+    let (t, conn_handle) = (callback_thread(), ConnHandle(conn_handle));
     if status == 0 && !attr.is_null() {
         // SAFETY: NimBLE passes a valid attribute whose `om` holds the value; NimBLE frees
         // it after we return, so it is only read here.
         let om = unsafe { (*attr).om };
         // SAFETY: `om` is NimBLE's valid chain (or null) for the duration of the callback.
         unsafe {
-            with_mbuf_data(om, |data| {
-                events::dispatch(
-                    events::IRQ_GATTC_READ_RESULT,
-                    &[
-                        IrqArg::int(conn_handle.into()),
-                        IrqArg::int(handle.into()),
-                        IrqArg::bytes(data),
-                    ],
-                );
+            sys::mbuf::with_data::<ATT_MTU_MAX, _>(om, |char_data| {
+                let ev = Event::GattcReadResult {
+                    conn_handle,
+                    value_handle,
+                    char_data,
+                };
+                event::dispatch(t, &ev);
             })
         };
     }
-    dispatch_read_write_done(events::IRQ_GATTC_READ_DONE, conn_handle, handle, status);
+    let ev = Event::GattcReadDone {
+        conn_handle,
+        value_handle,
+        status,
+    };
+    event::dispatch(t, &ev);
     0
 }
 
@@ -526,22 +442,16 @@ unsafe extern "C" fn on_write(
     _arg: *mut c_void,
 ) -> c_int {
     let (status, _) = gatt_error(error);
-    let handle = reported_handle(attr, error);
-    if ble::is_active() {
-        dispatch_read_write_done(events::IRQ_GATTC_WRITE_DONE, conn_handle, handle, status);
+    let value_handle = reported_handle(attr, error);
+    if is_active() {
+        let ev = Event::GattcWriteDone {
+            conn_handle: ConnHandle(conn_handle),
+            value_handle,
+            status,
+        };
+        event::dispatch(callback_thread(), &ev);
     }
     0
-}
-
-fn dispatch_read_write_done(event: u16, conn_handle: u16, handle: u16, status: u16) {
-    events::dispatch(
-        event,
-        &[
-            IrqArg::int(conn_handle.into()),
-            IrqArg::int(handle.into()),
-            IrqArg::int(status.into()),
-        ],
-    );
 }
 
 /// A connection went away: finish any client procedure still pending on it.
@@ -550,74 +460,65 @@ fn dispatch_read_write_done(event: u16, conn_handle: u16, handle: u16, status: u
 /// disconnection, so each pending read, write and discovery has had its DONE by now. This only
 /// catches a characteristic discovery NimBLE did not report (it should not happen), so that it
 /// neither blocks the next discovery nor goes without its DONE.
-pub fn on_disconnect(conn_handle: u16) {
+pub fn on_disconnect(t: NimbleThread, conn_handle: ConnHandle) {
     let Some(last) = CHR_DISCOVERY
-        .with(|d| d.is_running_on(conn_handle).then(|| d.finish()))
+        .with(t, |d| d.is_running_on(conn_handle.0).then(|| d.finish()))
         .flatten()
     else {
         return;
     };
-    if let Some(r) = last {
-        dispatch_chr_result(conn_handle, &r);
-    }
-    dispatch_done(
-        events::IRQ_GATTC_CHARACTERISTIC_DONE,
-        conn_handle,
-        BLE_HS_ENOTCONN,
-    );
+    finish_chr_discovery(t, conn_handle, last, BLE_HS_ENOTCONN);
 }
 
 /// A notification or indication arrived (`BLE_GAP_EVENT_NOTIFY_RX`). NimBLE frees `om` after
 /// the callback returns (and sends an indication's confirmation after that).
 ///
-/// Crate-private because `om` must be the event's own mbuf chain (or null): only the GAP
-/// event handler calls this.
-pub(crate) fn on_notify_rx(
-    conn_handle: u16,
-    attr_handle: u16,
+/// # Safety
+/// `om` must be the event's own mbuf chain (or null), alive for the call.
+pub unsafe fn on_notify_rx(
+    t: NimbleThread,
+    conn_handle: ConnHandle,
+    value_handle: AttrHandle,
     indication: bool,
     om: *mut ns::os_mbuf,
 ) {
-    let event = if indication {
-        events::IRQ_GATTC_INDICATE
-    } else {
-        events::IRQ_GATTC_NOTIFY
-    };
-    // SAFETY: NimBLE's notify-rx event carries a valid chain (or null) for the callback.
+    // SAFETY: the caller guarantees a valid chain (or null) for the call.
     unsafe {
-        with_mbuf_data(om, |data| {
-            events::dispatch(
-                event,
-                &[
-                    IrqArg::int(conn_handle.into()),
-                    IrqArg::int(attr_handle.into()),
-                    IrqArg::bytes(data),
-                ],
-            );
+        sys::mbuf::with_data::<ATT_MTU_MAX, _>(om, |notify_data| {
+            let ev = if indication {
+                Event::GattcIndicate {
+                    conn_handle,
+                    value_handle,
+                    notify_data,
+                }
+            } else {
+                Event::GattcNotify {
+                    conn_handle,
+                    value_handle,
+                    notify_data,
+                }
+            };
+            event::dispatch(t, &ev);
         })
     };
 }
 
 // --- Operations ------------------------------------------------------------------------------------
 
-fn require_active() -> Result<(), Status> {
-    if ble::is_active() {
-        Ok(())
-    } else {
-        Err(errno::ENODEV)
-    }
-}
-
 /// `gattc_discover_services(conn, uuid=None)`: all primary services, or those with `uuid`.
-pub fn discover_services(conn_handle: u16, uuid: Option<&Uuid>) -> Result<(), Status> {
+pub fn discover_services(
+    _t: NimbleThread,
+    conn_handle: ConnHandle,
+    uuid: Option<&Uuid>,
+) -> Result<(), Error> {
     require_active()?;
     match uuid {
         Some(u) => {
-            let any = uuid_to_nimble(&service_search_uuid(u)).ok_or(errno::EINVAL)?;
+            let any = sys::uuid::to_nimble(&service_search_uuid(u)).ok_or(Error::InvalidArg)?;
             // SAFETY: NimBLE copies the UUID before returning; the callback is a plain fn.
             check(unsafe {
                 ns::ble_gattc_disc_svc_by_uuid(
-                    conn_handle,
+                    conn_handle.0,
                     &any.u,
                     Some(on_service),
                     ptr::null_mut(),
@@ -626,7 +527,7 @@ pub fn discover_services(conn_handle: u16, uuid: Option<&Uuid>) -> Result<(), St
         }
         // SAFETY: plain NimBLE call on the NimBLE thread; the callback is a plain fn.
         None => check(unsafe {
-            ns::ble_gattc_disc_all_svcs(conn_handle, Some(on_service), ptr::null_mut())
+            ns::ble_gattc_disc_all_svcs(conn_handle.0, Some(on_service), ptr::null_mut())
         }),
     }
 }
@@ -634,61 +535,61 @@ pub fn discover_services(conn_handle: u16, uuid: Option<&Uuid>) -> Result<(), St
 /// Forgets a discovery whose connection no longer exists. NimBLE ends a link's procedures
 /// (calling back) before it forgets the link, so such a discovery can only be left over from
 /// a stack that stopped without its links closing; it must not refuse new ones with `EBUSY`.
-fn drop_stale_discovery() {
-    let Some(Some(conn_handle)) = CHR_DISCOVERY.with(|d| d.is_busy().then_some(d.conn_handle))
+fn drop_stale_discovery(t: NimbleThread) {
+    let Some(Some(conn_handle)) = CHR_DISCOVERY.with(t, |d| d.is_busy().then_some(d.conn_handle))
     else {
         return;
     };
-    let mut desc = ns::ble_gap_conn_desc::default();
-    // SAFETY: `desc` is a valid out-parameter; a plain query on the NimBLE thread.
-    if unsafe { ns::ble_gap_conn_find(conn_handle, &mut desc) } != 0 {
-        reset();
+    if sys::addr::conn_desc(t, ConnHandle(conn_handle)).is_none() {
+        reset(t);
     }
 }
 
 /// `gattc_discover_characteristics(conn, start, end, uuid=None)`.
 pub fn discover_characteristics(
-    conn_handle: u16,
-    start_handle: u16,
-    end_handle: u16,
+    t: NimbleThread,
+    conn_handle: ConnHandle,
+    start_handle: AttrHandle,
+    end_handle: AttrHandle,
     uuid: Option<&Uuid>,
-) -> Result<(), Status> {
+) -> Result<(), Error> {
     require_active()?;
-    drop_stale_discovery();
+    drop_stale_discovery(t);
     CHR_DISCOVERY
-        .with(|d| d.begin(conn_handle, end_handle, uuid.copied()))
-        .unwrap_or(Err(errno::EBUSY))?;
+        .with(t, |d| d.begin(conn_handle.0, end_handle.0, uuid.copied()))
+        .unwrap_or(Err(Error::Busy))?;
     // The state is set first so that no callback, however early, finds it missing; it is
     // undone if NimBLE refuses the procedure (then no callback ever comes).
     // SAFETY: plain NimBLE call on the NimBLE thread; the callback is a plain fn.
     let rc = unsafe {
         ns::ble_gattc_disc_all_chrs(
-            conn_handle,
-            start_handle,
-            end_handle,
+            conn_handle.0,
+            start_handle.0,
+            end_handle.0,
             Some(on_characteristic),
             ptr::null_mut(),
         )
     };
     if rc != 0 {
-        let _ = CHR_DISCOVERY.with(|d| d.finish());
+        let _ = CHR_DISCOVERY.with(t, |d| d.finish());
     }
     check(rc)
 }
 
 /// `gattc_discover_descriptors(conn, start, end)`. NimBLE starts after `start`.
 pub fn discover_descriptors(
-    conn_handle: u16,
-    start_handle: u16,
-    end_handle: u16,
-) -> Result<(), Status> {
+    _t: NimbleThread,
+    conn_handle: ConnHandle,
+    start_handle: AttrHandle,
+    end_handle: AttrHandle,
+) -> Result<(), Error> {
     require_active()?;
     // SAFETY: plain NimBLE call on the NimBLE thread; the callback is a plain fn.
     check(unsafe {
         ns::ble_gattc_disc_all_dscs(
-            conn_handle,
-            start_handle,
-            end_handle,
+            conn_handle.0,
+            start_handle.0,
+            end_handle.0,
             Some(on_descriptor),
             ptr::null_mut(),
         )
@@ -696,10 +597,10 @@ pub fn discover_descriptors(
 }
 
 /// `gattc_read(conn, handle)`: a single ATT Read Request.
-pub fn read(conn_handle: u16, handle: u16) -> Result<(), Status> {
+pub fn read(_t: NimbleThread, conn_handle: ConnHandle, handle: AttrHandle) -> Result<(), Error> {
     require_active()?;
     // SAFETY: plain NimBLE call on the NimBLE thread; the callback is a plain fn.
-    check(unsafe { ns::ble_gattc_read(conn_handle, handle, Some(on_read), ptr::null_mut()) })
+    check(unsafe { ns::ble_gattc_read(conn_handle.0, handle.0, Some(on_read), ptr::null_mut()) })
 }
 
 /// `gattc_write(..., mode=0)`: Write Command, no event.
@@ -712,26 +613,33 @@ const WRITE_WITH_RESPONSE: u32 = 1;
 /// Both modes send one ATT PDU (no long write), so NimBLE cuts the data to ATT_MTU − 3. The
 /// length is passed as NimBLE's u16, truncating as the C module does for buffers of 64 KiB and
 /// more.
-pub fn write(conn_handle: u16, handle: u16, data: &[u8], mode: u32) -> Result<(), Status> {
+pub fn write(
+    _t: NimbleThread,
+    conn_handle: ConnHandle,
+    handle: AttrHandle,
+    data: &[u8],
+    mode: u32,
+) -> Result<(), Error> {
     require_active()?;
     let len = data.len() as u16;
+    let (conn, attr) = (conn_handle.0, handle.0);
     let rc = match mode {
         // SAFETY: NimBLE copies `len` bytes of `data` into an mbuf before returning.
         WRITE_NO_RESPONSE => unsafe {
-            ns::ble_gattc_write_no_rsp_flat(conn_handle, handle, data.as_ptr().cast(), len)
+            ns::ble_gattc_write_no_rsp_flat(conn, attr, data.as_ptr().cast(), len)
         },
         // SAFETY: as above; the callback is a plain fn.
         WRITE_WITH_RESPONSE => unsafe {
             ns::ble_gattc_write_flat(
-                conn_handle,
-                handle,
+                conn,
+                attr,
                 data.as_ptr().cast(),
                 len,
                 Some(on_write),
                 ptr::null_mut(),
             )
         },
-        _ => return Err(errno::EINVAL),
+        _ => return Err(Error::InvalidArg),
     };
     check(rc)
 }
@@ -739,100 +647,16 @@ pub fn write(conn_handle: u16, handle: u16, data: &[u8], mode: u32) -> Result<()
 /// `gattc_exchange_mtu(conn)`. No active check, as in the C module: NimBLE answers by itself
 /// (`ENOMEM` before the first activation, `ENOTCONN` once stopped). The result is the
 /// `_IRQ_MTU_EXCHANGED` raised from the GAP MTU event.
-pub fn exchange_mtu(conn_handle: u16) -> Result<(), Status> {
+pub fn exchange_mtu(_t: NimbleThread, conn_handle: ConnHandle) -> Result<(), Error> {
     // SAFETY: NimBLE's statics are zeroed before the first start (the proc pool is then empty
     // and the call fails cleanly) and stay initialised afterwards; no callback is passed.
-    check(unsafe { ns::ble_gattc_exchange_mtu(conn_handle, None, ptr::null_mut()) })
-}
-
-// --- FFI -----------------------------------------------------------------------------------------
-
-fn status(r: Result<(), Status>) -> Status {
-    r.err().unwrap_or(OK)
-}
-
-/// `gattc_discover_services(conn_handle, uuid)`; `uuid` null for `None`.
-///
-/// # Safety
-/// `uuid` must be null or point to a valid `Uuid` for the duration of the call.
-#[no_mangle]
-pub unsafe extern "C" fn ubt_gattc_discover_services(
-    conn_handle: u16,
-    uuid: *const Uuid,
-) -> Status {
-    // SAFETY: the caller guarantees `uuid` is null or valid.
-    let uuid = unsafe { uuid.as_ref() };
-    status(discover_services(conn_handle, uuid))
-}
-
-/// `gattc_discover_characteristics(conn_handle, start_handle, end_handle, uuid)`; `uuid` null
-/// for `None`.
-///
-/// # Safety
-/// `uuid` must be null or point to a valid `Uuid` for the duration of the call.
-#[no_mangle]
-pub unsafe extern "C" fn ubt_gattc_discover_characteristics(
-    conn_handle: u16,
-    start_handle: u16,
-    end_handle: u16,
-    uuid: *const Uuid,
-) -> Status {
-    // SAFETY: the caller guarantees `uuid` is null or valid.
-    let uuid = unsafe { uuid.as_ref() };
-    status(discover_characteristics(
-        conn_handle,
-        start_handle,
-        end_handle,
-        uuid,
-    ))
-}
-
-/// `gattc_discover_descriptors(conn_handle, start_handle, end_handle)`.
-#[no_mangle]
-pub extern "C" fn ubt_gattc_discover_descriptors(
-    conn_handle: u16,
-    start_handle: u16,
-    end_handle: u16,
-) -> Status {
-    status(discover_descriptors(conn_handle, start_handle, end_handle))
-}
-
-/// `gattc_read(conn_handle, value_handle)`.
-#[no_mangle]
-pub extern "C" fn ubt_gattc_read(conn_handle: u16, value_handle: u16) -> Status {
-    status(read(conn_handle, value_handle))
-}
-
-/// `gattc_write(conn_handle, value_handle, data, mode)`; `mode` as the C module's unsigned int.
-///
-/// # Safety
-/// `data` must be valid for reads of `len` bytes (or `len` must be 0).
-#[no_mangle]
-pub unsafe extern "C" fn ubt_gattc_write(
-    conn_handle: u16,
-    value_handle: u16,
-    data: *const u8,
-    len: usize,
-    mode: u32,
-) -> Status {
-    let data = if data.is_null() || len == 0 {
-        &[][..]
-    } else {
-        // SAFETY: the caller guarantees `len` readable bytes at `data`.
-        unsafe { slice::from_raw_parts(data, len) }
-    };
-    status(write(conn_handle, value_handle, data, mode))
-}
-
-/// `gattc_exchange_mtu(conn_handle)`.
-#[no_mangle]
-pub extern "C" fn ubt_gattc_exchange_mtu(conn_handle: u16) -> Status {
-    status(exchange_mtu(conn_handle))
+    check(unsafe { ns::ble_gattc_exchange_mtu(conn_handle.0, None, ptr::null_mut()) })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::uuid::{from_nimble as uuid_from_nimble, to_nimble as uuid_to_nimble};
 
     fn u16uuid(v: u16) -> Uuid {
         Uuid::from_u16(v)
@@ -970,8 +794,8 @@ mod tests {
     fn one_discovery_at_a_time_across_connections() {
         let mut d = ChrDiscovery::new();
         d.begin(0, 10, None).unwrap();
-        assert_eq!(d.begin(0, 10, None), Err(errno::EBUSY));
-        assert_eq!(d.begin(1, 10, None), Err(errno::EBUSY));
+        assert_eq!(d.begin(0, 10, None), Err(Error::Busy));
+        assert_eq!(d.begin(1, 10, None), Err(Error::Busy));
         assert!(d.is_running_on(0));
         assert!(!d.is_running_on(1));
         d.finish();

@@ -16,9 +16,12 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use nimble_sys as ns;
 
-use crate::ble;
-use crate::error::{check, errno, Status};
-use crate::events::{self, IrqArg};
+use super::state::{host_running, require_active};
+use crate::error::{check, Error};
+use crate::event::{self, Event};
+use crate::handle::ConnHandle;
+use crate::sys;
+use crate::thread::NimbleThread;
 
 /// `_IRQ_GET_SECRET` / `_IRQ_SET_SECRET` type of our own IRK (MicroPython's own number).
 pub const SEC_TYPE_OUR_IRK: u8 = 10;
@@ -37,13 +40,6 @@ pub const PASSKEY_ACTION_INPUT: u8 = 2;
 pub const PASSKEY_ACTION_DISPLAY: u8 = 3;
 /// Numeric comparison: accept or reject.
 pub const PASSKEY_ACTION_NUMERIC_COMPARISON: u8 = 4;
-
-// NimBLE functions not in its public headers, which the C module uses the same way.
-extern "C" {
-    fn ble_hs_hci_util_rand(dst: *mut core::ffi::c_void, len: c_int) -> c_int;
-    fn ble_hs_pvcy_set_our_irk(irk: *const u8) -> c_int;
-    fn ble_hs_misc_restore_irks() -> c_int;
-}
 
 // --- Pure helpers ------------------------------------------------------------------------------
 
@@ -70,11 +66,11 @@ pub enum PasskeyReply {
 }
 
 /// Validates `gap_passkey`'s action: any action but INPUT, DISPLAY and NUMCMP is `EINVAL`.
-pub fn passkey_reply(action: u8, passkey: u32) -> Result<PasskeyReply, Status> {
+pub fn passkey_reply(action: u8, passkey: u32) -> Result<PasskeyReply, Error> {
     match action {
         PASSKEY_ACTION_INPUT | PASSKEY_ACTION_DISPLAY => Ok(PasskeyReply::Passkey(passkey)),
         PASSKEY_ACTION_NUMERIC_COMPARISON => Ok(PasskeyReply::Compare(passkey != 0)),
-        _ => Err(errno::EINVAL),
+        _ => Err(Error::InvalidArg),
     }
 }
 
@@ -83,87 +79,81 @@ pub fn passkey_reply(action: u8, passkey: u32) -> Result<PasskeyReply, Status> {
 /// Set once the API document's defaults have been written over NimBLE's syscfg ones.
 static DEFAULTS_APPLIED: AtomicBool = AtomicBool::new(false);
 
-/// NimBLE's host configuration, only touched on the NimBLE thread.
-fn hs_cfg() -> &'static mut ns::ble_hs_cfg {
-    // SAFETY: `ble_hs_cfg` is NimBLE's global configuration; it is only read and written on the
-    // NimBLE thread (the VM thread), and no reference to it is kept across calls.
-    unsafe { &mut *core::ptr::addr_of_mut!(ns::ble_hs_cfg) }
+/// Applies the defaults once: `le_secure` False (the API document; the C module has True).
+fn ensure_defaults(cfg: &mut ns::ble_hs_cfg) {
+    if !DEFAULTS_APPLIED.swap(true, Ordering::AcqRel) {
+        cfg.set_sm_sc(0);
+    }
 }
 
-/// Applies the defaults once: `le_secure` False (the API document; the C module has True).
-fn ensure_defaults() {
-    if !DEFAULTS_APPLIED.swap(true, Ordering::AcqRel) {
-        hs_cfg().set_sm_sc(0);
-    }
+/// One of the security settings `config()` takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Setting {
+    /// `bond`
+    Bond(bool),
+    /// `mitm`
+    Mitm(bool),
+    /// `le_secure`
+    LeSecure(bool),
+    /// `io`: the raw I/O capability.
+    Io(u8),
 }
 
 /// `config(bond=|mitm=|le_secure=|io=)`: written into NimBLE's host configuration, which keeps
-/// them across restarts (spec §5.2). Booleans arrive as 0/1; `io` is the raw u8.
-pub fn set(key: crate::ffi::UbtSecurityKey, value: u8) {
-    use crate::ffi::UbtSecurityKey as K;
-    ensure_defaults();
-    let cfg = hs_cfg();
-    match key {
-        K::Bond => cfg.set_sm_bonding(u32::from(value != 0) as _),
-        K::Mitm => cfg.set_sm_mitm(u32::from(value != 0) as _),
-        K::LeSecure => cfg.set_sm_sc(u32::from(value != 0) as _),
-        K::Io => cfg.sm_io_cap = value,
-    }
+/// them across restarts (spec §5.2).
+pub fn set(t: NimbleThread, setting: Setting) {
+    sys::cfg::with(t, |cfg| {
+        ensure_defaults(cfg);
+        match setting {
+            Setting::Bond(on) => cfg.set_sm_bonding(u32::from(on) as _),
+            Setting::Mitm(on) => cfg.set_sm_mitm(u32::from(on) as _),
+            Setting::LeSecure(on) => cfg.set_sm_sc(u32::from(on) as _),
+            Setting::Io(io) => cfg.sm_io_cap = io,
+        }
+    })
 }
 
 /// Before the host starts: key distribution and the store callbacks (spec §11).
-pub fn configure_host() {
-    ensure_defaults();
-    let cfg = hs_cfg();
-    let dist = (ns::BLE_SM_PAIR_KEY_DIST_ENC
-        | ns::BLE_SM_PAIR_KEY_DIST_ID
-        | ns::BLE_SM_PAIR_KEY_DIST_SIGN) as u8;
-    cfg.sm_our_key_dist = dist;
-    cfg.sm_their_key_dist = dist;
-    cfg.store_read_cb = Some(store_read);
-    cfg.store_write_cb = Some(store_write);
-    cfg.store_delete_cb = Some(store_delete);
-    cfg.store_status_cb = Some(ns::ble_store_util_status_rr);
-    cfg.store_status_arg = core::ptr::null_mut();
+pub fn configure_host(t: NimbleThread) {
+    sys::cfg::with(t, |cfg| {
+        ensure_defaults(cfg);
+        let dist = (ns::BLE_SM_PAIR_KEY_DIST_ENC
+            | ns::BLE_SM_PAIR_KEY_DIST_ID
+            | ns::BLE_SM_PAIR_KEY_DIST_SIGN) as u8;
+        cfg.sm_our_key_dist = dist;
+        cfg.sm_their_key_dist = dist;
+        cfg.store_read_cb = Some(store_read);
+        cfg.store_write_cb = Some(store_write);
+        cfg.store_delete_cb = Some(store_delete);
+        cfg.store_status_cb = Some(ns::ble_store_util_status_rr);
+        cfg.store_status_arg = core::ptr::null_mut();
+    })
 }
 
 /// At sync: our IRK from the script, or a new one it is asked to keep (spec §11 steps 2–4).
-pub fn load_our_irk() {
+pub fn load_our_irk(t: NimbleThread) {
     let mut irk = [0u8; IRK_LEN];
-    let found = events::dispatch_for_buffer(
-        events::IRQ_GET_SECRET,
-        &[
-            IrqArg::int(SEC_TYPE_OUR_IRK.into()),
-            IrqArg::int(0),
-            IrqArg::bytes(OUR_IRK_KEY),
-        ],
-        &mut irk,
-    );
-    if !found {
-        // SAFETY: `irk` is writable for IRK_LEN bytes; a blocking HCI command is allowed here.
-        if unsafe { ble_hs_hci_util_rand(irk.as_mut_ptr().cast(), IRK_LEN as c_int) } != 0 {
+    let get = Event::GetSecret {
+        sec_type: SEC_TYPE_OUR_IRK,
+        index: 0,
+        key: Some(OUR_IRK_KEY),
+    };
+    if !event::dispatch_for_buffer(t, &get, &mut irk) {
+        if sys::private::controller_rand(t, &mut irk).is_err() {
             return;
         }
-        let kept = events::dispatch(
-            events::IRQ_SET_SECRET,
-            &[
-                IrqArg::int(SEC_TYPE_OUR_IRK.into()),
-                IrqArg::bytes(OUR_IRK_KEY),
-                IrqArg::bytes(&irk),
-            ],
-        );
+        let set = Event::SetSecret {
+            sec_type: SEC_TYPE_OUR_IRK,
+            key: OUR_IRK_KEY,
+            value: Some(&irk),
+        };
+        let kept = event::dispatch(t, &set);
         if !(kept.handled && kept.value != 0) {
             // Not stored: keep NimBLE's built-in IRK, as the C module does.
             return;
         }
     }
-    // SAFETY: `irk` holds IRK_LEN bytes; NimBLE copies them. A new IRK clears the controller's
-    // resolving list, so the peers' IRKs are read from the store again (spec §11 step 4).
-    unsafe {
-        if ble_hs_pvcy_set_our_irk(irk.as_ptr()) == 0 {
-            let _ = ble_hs_misc_restore_irks();
-        }
-    }
+    sys::private::set_our_irk(t, &irk);
 }
 
 // --- Store callbacks ---------------------------------------------------------------------------
@@ -180,28 +170,21 @@ unsafe extern "C" fn store_read(
 ) -> c_int {
     // CCCD records never reach the script (spec §11), and nothing does while stopping. NimBLE
     // reads the peers' IRKs before it reports sync, so syncing counts as running.
-    if !is_sec_type(obj_type) || key.is_null() || dst.is_null() || !ble::host_running() {
+    if !is_sec_type(obj_type) || key.is_null() || dst.is_null() || !host_running() {
         return ns::BLE_HS_ENOENT as c_int;
     }
+    // SAFETY: NimBLE calls its store callbacks from its host, on the NimBLE thread.
+    let t = unsafe { NimbleThread::new_unchecked() };
     // SAFETY: NimBLE passes a valid security key for these object types.
     let key = unsafe { &(*key).sec };
     let addr_key = record_key(&key.peer_addr);
-    let key_arg = if is_any_addr(&key.peer_addr) {
-        IrqArg::none()
-    } else {
-        IrqArg::bytes(&addr_key)
+    let get = Event::GetSecret {
+        sec_type: obj_type as u8,
+        index: key.idx,
+        key: (!is_any_addr(&key.peer_addr)).then_some(&addr_key[..]),
     };
     let mut record = [0u8; SEC_RECORD_LEN];
-    let found = events::dispatch_for_buffer(
-        events::IRQ_GET_SECRET,
-        &[
-            IrqArg::int(obj_type.into()),
-            IrqArg::int(key.idx.into()),
-            key_arg,
-        ],
-        &mut record,
-    );
-    if !found {
+    if !event::dispatch_for_buffer(t, &get, &mut record) {
         return ns::BLE_HS_ENOENT as c_int;
     }
     // SAFETY: `dst` is NimBLE's writable value; the record is exactly its `sec` member's size,
@@ -221,9 +204,11 @@ unsafe extern "C" fn store_write(obj_type: c_int, val: *const ns::ble_store_valu
         // CCCD writes are dropped silently (spec §11).
         return 0;
     }
-    if !ble::host_running() {
+    if !host_running() {
         return ns::BLE_HS_ESTORE_CAP as c_int;
     }
+    // SAFETY: NimBLE calls its store callbacks from its host, on the NimBLE thread.
+    let t = unsafe { NimbleThread::new_unchecked() };
     // SAFETY: NimBLE passes a valid security value for these object types.
     let sec = unsafe { &(*val).sec };
     let key = record_key(&sec.peer_addr);
@@ -234,14 +219,12 @@ unsafe extern "C" fn store_write(obj_type: c_int, val: *const ns::ble_store_valu
             SEC_RECORD_LEN,
         )
     };
-    let r = events::dispatch(
-        events::IRQ_SET_SECRET,
-        &[
-            IrqArg::int(obj_type.into()),
-            IrqArg::bytes(&key),
-            IrqArg::bytes(record),
-        ],
-    );
+    let set = Event::SetSecret {
+        sec_type: obj_type as u8,
+        key: &key,
+        value: Some(record),
+    };
+    let r = event::dispatch(t, &set);
     if r.handled && r.value != 0 {
         0
     } else {
@@ -250,19 +233,19 @@ unsafe extern "C" fn store_write(obj_type: c_int, val: *const ns::ble_store_valu
 }
 
 unsafe extern "C" fn store_delete(obj_type: c_int, key: *const ns::ble_store_key) -> c_int {
-    if !is_sec_type(obj_type) || key.is_null() || !ble::host_running() {
+    if !is_sec_type(obj_type) || key.is_null() || !host_running() {
         return ns::BLE_HS_ENOENT as c_int;
     }
+    // SAFETY: NimBLE calls its store callbacks from its host, on the NimBLE thread.
+    let t = unsafe { NimbleThread::new_unchecked() };
     // SAFETY: NimBLE passes a valid security key for these object types.
     let key = record_key(unsafe { &(*key).sec.peer_addr });
-    let r = events::dispatch(
-        events::IRQ_SET_SECRET,
-        &[
-            IrqArg::int(obj_type.into()),
-            IrqArg::bytes(&key),
-            IrqArg::none(),
-        ],
-    );
+    let delete = Event::SetSecret {
+        sec_type: obj_type as u8,
+        key: &key,
+        value: None,
+    };
+    let r = event::dispatch(t, &delete);
     if r.handled && r.value != 0 {
         0
     } else {
@@ -273,43 +256,39 @@ unsafe extern "C" fn store_delete(obj_type: c_int, key: *const ns::ble_store_key
 // --- GAP events ----------------------------------------------------------------------------------
 
 /// `_IRQ_ENCRYPTION_UPDATE` after an encryption change (either role; failures show encrypted=0).
-pub fn on_enc_change(conn_handle: u16) {
-    let Some(desc) = ble::conn_desc(conn_handle) else {
+pub fn on_enc_change(t: NimbleThread, conn_handle: ConnHandle) {
+    let Some(desc) = sys::addr::conn_desc(t, conn_handle) else {
         return;
     };
     let s = desc.sec_state;
-    events::dispatch(
-        events::IRQ_ENCRYPTION_UPDATE,
-        &[
-            IrqArg::int(conn_handle.into()),
-            IrqArg::int(i64::from(s.encrypted())),
-            IrqArg::int(i64::from(s.authenticated())),
-            IrqArg::int(i64::from(s.bonded())),
-            IrqArg::int(i64::from(s.key_size())),
-        ],
-    );
+    let ev = Event::EncryptionUpdate {
+        conn_handle,
+        encrypted: s.encrypted() != 0,
+        authenticated: s.authenticated() != 0,
+        bonded: s.bonded() != 0,
+        key_size: s.key_size() as u8,
+    };
+    event::dispatch(t, &ev);
 }
 
 /// `_IRQ_PASSKEY_ACTION`: the script answers with `gap_passkey`, now or later.
-pub fn on_passkey_action(conn_handle: u16, action: u8, numcmp: u32) {
+pub fn on_passkey_action(t: NimbleThread, conn_handle: ConnHandle, action: u8, numcmp: u32) {
     let passkey = if action == PASSKEY_ACTION_NUMERIC_COMPARISON {
         numcmp
     } else {
         0
     };
-    events::dispatch(
-        events::IRQ_PASSKEY_ACTION,
-        &[
-            IrqArg::int(conn_handle.into()),
-            IrqArg::int(action.into()),
-            IrqArg::int(passkey.into()),
-        ],
-    );
+    let ev = Event::PasskeyAction {
+        conn_handle,
+        action,
+        passkey,
+    };
+    event::dispatch(t, &ev);
 }
 
 /// A bonded peer pairs again: forget the old bond and let the pairing go on.
-pub fn on_repeat_pairing(conn_handle: u16) -> c_int {
-    if let Some(desc) = ble::conn_desc(conn_handle) {
+pub fn on_repeat_pairing(t: NimbleThread, conn_handle: ConnHandle) -> c_int {
+    if let Some(desc) = sys::addr::conn_desc(t, conn_handle) {
         // SAFETY: plain NimBLE call with a valid address; it deletes through our store.
         let _ = unsafe { ns::ble_store_util_delete_peer(&desc.peer_id_addr) };
     }
@@ -319,19 +298,20 @@ pub fn on_repeat_pairing(conn_handle: u16) -> c_int {
 // --- Operations ------------------------------------------------------------------------------------
 
 /// `gap_pair(conn_handle)`: starts pairing (or encryption with a bond's keys).
-pub fn pair(conn_handle: u16) -> Result<(), Status> {
-    if !ble::is_active() {
-        return Err(errno::ENODEV);
-    }
+pub fn pair(_t: NimbleThread, conn_handle: ConnHandle) -> Result<(), Error> {
+    require_active()?;
     // SAFETY: plain NimBLE call on the NimBLE thread.
-    check(unsafe { ns::ble_gap_security_initiate(conn_handle) })
+    check(unsafe { ns::ble_gap_security_initiate(conn_handle.0) })
 }
 
 /// `gap_passkey(conn_handle, action, passkey)`.
-pub fn passkey(conn_handle: u16, action: u8, passkey: u32) -> Result<(), Status> {
-    if !ble::is_active() {
-        return Err(errno::ENODEV);
-    }
+pub fn passkey(
+    _t: NimbleThread,
+    conn_handle: ConnHandle,
+    action: u8,
+    passkey: u32,
+) -> Result<(), Error> {
+    require_active()?;
     let mut io = ns::ble_sm_io {
         action,
         ..Default::default()
@@ -341,7 +321,7 @@ pub fn passkey(conn_handle: u16, action: u8, passkey: u32) -> Result<(), Status>
         PasskeyReply::Compare(ok) => io.__bindgen_anon_1.numcmp_accept = u8::from(ok),
     }
     // SAFETY: `io` is a valid, initialised request; NimBLE only reads it.
-    check(unsafe { ns::ble_sm_inject_io(conn_handle, &mut io) })
+    check(unsafe { ns::ble_sm_inject_io(conn_handle.0, &mut io) })
 }
 
 #[cfg(test)]
@@ -379,7 +359,7 @@ mod tests {
         assert_eq!(passkey_reply(4, 1), Ok(PasskeyReply::Compare(true)));
         assert_eq!(passkey_reply(4, 0), Ok(PasskeyReply::Compare(false)));
         for bad in [0, 1, 5, 255] {
-            assert_eq!(passkey_reply(bad, 1), Err(errno::EINVAL));
+            assert_eq!(passkey_reply(bad, 1), Err(Error::InvalidArg));
         }
     }
 }

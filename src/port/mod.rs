@@ -8,7 +8,7 @@
 extern "C" {
     /// MicroPython's `ticks_ms()`; safe to call from any thread on Unix.
     fn ubt_glue_ticks_ms() -> u32;
-    /// Queues one run of [`crate::ffi::ubt_poll`] on MicroPython's scheduler. Thread-safe;
+    /// Queues one run of the shim's poll entry on MicroPython's scheduler. Thread-safe;
     /// returns false when the scheduler queue is full.
     fn ubt_glue_schedule_poll() -> bool;
 }
@@ -25,8 +25,19 @@ pub fn schedule_poll() -> bool {
     unsafe { ubt_glue_schedule_poll() }
 }
 
+/// How a port's UART asks the runtime for a poll, from any thread. Handed over at
+/// [`uart_open`], so this layer needs nothing from the layers above it.
+#[derive(Clone, Copy)]
+pub struct Wakeup {
+    /// Asks for a poll when `rx_waiting` or one of NimBLE's timers is due; true when this call
+    /// queued a new one.
+    pub request: fn(rx_waiting: bool) -> bool,
+    /// Whether a queued poll has not started running yet.
+    pub pending: fn() -> bool,
+}
+
 #[cfg(feature = "unix")]
-#[path = "../ports/unix/hci_uart.rs"]
+#[path = "../../ports/unix/hci_uart.rs"]
 mod imp;
 
 #[cfg(not(feature = "unix"))]
@@ -39,8 +50,9 @@ mod imp {
         fn ubt_port_hci_uart_wait_rx(timeout_ms: u32);
     }
 
-    /// Opens the HCI UART; false if it could not be opened.
-    pub fn uart_open() -> bool {
+    /// Opens the HCI UART; false if it could not be opened. Bare-metal ports ask for polls
+    /// through `ubt_port_event` instead of `_wakeup`.
+    pub fn uart_open(_wakeup: super::Wakeup) -> bool {
         // SAFETY: the port's driver takes no pointers here.
         unsafe { ubt_port_hci_uart_open() == 0 }
     }

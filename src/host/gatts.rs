@@ -23,16 +23,16 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::ffi::{c_int, c_void};
 use core::ptr;
-use core::slice;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use nimble_sys as ns;
 
-use crate::ble;
-use crate::error::{check, errno, Status, OK};
-use crate::events::{self, IrqArg};
-use crate::ffi::UbtOptBuf;
-use crate::global::Global;
+use super::state::{is_active, require_active};
+use crate::error::{check, Error};
+use crate::event::{self, Event, IrqResult};
+use crate::handle::{AttrHandle, ConnHandle};
+use crate::sys;
+use crate::thread::{Global, NimbleThread};
 use crate::uuid::Uuid;
 
 // --- What the shim shares with us ----------------------------------------------------------------
@@ -78,15 +78,15 @@ pub struct Value {
 
 /// A `Vec` with room for exactly `n` bytes, or `ENOMEM` (a negative Python length becomes a
 /// huge one, which must raise rather than abort).
-fn try_buffer(n: usize) -> Result<Vec<u8>, Status> {
+fn try_buffer(n: usize) -> Result<Vec<u8>, Error> {
     let mut v = Vec::new();
-    v.try_reserve_exact(n).map_err(|_| errno::ENOMEM)?;
+    v.try_reserve_exact(n).map_err(|_| Error::NoMem)?;
     Ok(v)
 }
 
 impl Value {
     /// An empty value with the default capacity.
-    pub fn new() -> Result<Value, Status> {
+    pub fn new() -> Result<Value, Error> {
         Ok(Value {
             data: try_buffer(DEFAULT_CAPACITY)?,
             capacity: DEFAULT_CAPACITY,
@@ -110,10 +110,9 @@ impl Value {
     }
 
     /// `gatts_read`: copies the value into `out`; in append mode the value is then emptied.
-    pub fn read_into(&mut self, out: &mut Vec<u8>) -> Result<(), Status> {
+    pub fn read_into(&mut self, out: &mut Vec<u8>) -> Result<(), Error> {
         out.clear();
-        out.try_reserve(self.data.len())
-            .map_err(|_| errno::ENOMEM)?;
+        out.try_reserve(self.data.len()).map_err(|_| Error::NoMem)?;
         out.extend_from_slice(&self.data);
         if self.append {
             self.data.clear();
@@ -123,7 +122,7 @@ impl Value {
 
     /// `gatts_write`: replaces the value. A value longer than the capacity grows the capacity
     /// to exactly its length; the capacity never shrinks here. The append flag is kept.
-    pub fn local_write(&mut self, bytes: &[u8]) -> Result<(), Status> {
+    pub fn local_write(&mut self, bytes: &[u8]) -> Result<(), Error> {
         if bytes.len() > self.capacity {
             let mut grown = try_buffer(bytes.len())?;
             grown.extend_from_slice(bytes);
@@ -138,7 +137,7 @@ impl Value {
 
     /// `gatts_set_buffer`: the capacity becomes exactly `len`, the value is emptied and the
     /// append flag set or cleared. On `ENOMEM` nothing changes.
-    pub fn set_buffer(&mut self, len: usize, append: bool) -> Result<(), Status> {
+    pub fn set_buffer(&mut self, len: usize, append: bool) -> Result<(), Error> {
         self.data = try_buffer(len)?;
         self.capacity = len;
         self.append = append;
@@ -177,7 +176,7 @@ impl Value {
 /// Every stored value, by attribute handle.
 #[derive(Debug, Default)]
 pub struct Db {
-    values: BTreeMap<u16, Value>,
+    values: BTreeMap<AttrHandle, Value>,
 }
 
 impl Db {
@@ -194,19 +193,19 @@ impl Db {
     }
 
     /// Creates (or re-creates, empty) the value for `handle`.
-    pub fn create(&mut self, handle: u16) -> Result<(), Status> {
+    pub fn create(&mut self, handle: AttrHandle) -> Result<(), Error> {
         self.values.insert(handle, Value::new()?);
         Ok(())
     }
 
     /// The value for `handle`.
-    pub fn get(&self, handle: u16) -> Option<&Value> {
+    pub fn get(&self, handle: AttrHandle) -> Option<&Value> {
         self.values.get(&handle)
     }
 
-    /// The value for `handle`, or `EINVAL` (the C module's answer for an unknown handle).
-    pub fn get_mut(&mut self, handle: u16) -> Result<&mut Value, Status> {
-        self.values.get_mut(&handle).ok_or(errno::EINVAL)
+    /// The value for `handle`, or `InvalidArg` (the C module's answer for an unknown handle).
+    pub fn get_mut(&mut self, handle: AttrHandle) -> Result<&mut Value, Error> {
+        self.values.get_mut(&handle).ok_or(Error::InvalidArg)
     }
 }
 
@@ -227,36 +226,9 @@ pub fn descriptor_att_flags(flags: u16) -> u8 {
     att as u8
 }
 
-/// NimBLE's form of a UUID (both little-endian).
-pub fn nimble_uuid(uuid: &Uuid) -> Result<ns::ble_uuid_any_t, Status> {
-    let b = &uuid.bytes;
-    Ok(match uuid.len {
-        2 => ns::ble_uuid_any_t {
-            u16_: ns::ble_uuid16_t {
-                u: ns::ble_uuid_t {
-                    type_: ns::BLE_UUID_TYPE_16 as u8,
-                },
-                value: u16::from_le_bytes([b[0], b[1]]),
-            },
-        },
-        4 => ns::ble_uuid_any_t {
-            u32_: ns::ble_uuid32_t {
-                u: ns::ble_uuid_t {
-                    type_: ns::BLE_UUID_TYPE_32 as u8,
-                },
-                value: u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-            },
-        },
-        16 => ns::ble_uuid_any_t {
-            u128_: ns::ble_uuid128_t {
-                u: ns::ble_uuid_t {
-                    type_: ns::BLE_UUID_TYPE_128 as u8,
-                },
-                value: *b,
-            },
-        },
-        _ => return Err(errno::EINVAL),
-    })
+/// NimBLE's form of a UUID: `InvalidArg` for a length NimBLE has no form for.
+fn nimble_uuid(uuid: &Uuid) -> Result<ns::ble_uuid_any_t, Error> {
+    sys::uuid::to_nimble(uuid).ok_or(Error::InvalidArg)
 }
 
 /// Splits a flat entry list into services: the index ranges `[service, next service)`.
@@ -264,7 +236,7 @@ pub fn nimble_uuid(uuid: &Uuid) -> Result<ns::ble_uuid_any_t, Status> {
 /// The shim never sends anything else, but the list still crosses the FFI, so a list that
 /// does not start with a service or has a descriptor before any characteristic is `EINVAL`.
 /// More than [`UBT_GATTS_MAX_SERVICES`] services is `E2BIG`.
-pub fn split_services(entries: &[GattsEntry]) -> Result<Vec<(usize, usize)>, Status> {
+pub fn split_services(entries: &[GattsEntry]) -> Result<Vec<(usize, usize)>, Error> {
     let mut ranges: Vec<(usize, usize)> = Vec::new();
     let mut have_chr = false;
     for (i, e) in entries.iter().enumerate() {
@@ -274,15 +246,15 @@ pub fn split_services(entries: &[GattsEntry]) -> Result<Vec<(usize, usize)>, Sta
                     last.1 = i;
                 }
                 if ranges.len() == UBT_GATTS_MAX_SERVICES {
-                    return Err(errno::E2BIG);
+                    return Err(Error::TooBig);
                 }
-                ranges.try_reserve(1).map_err(|_| errno::ENOMEM)?;
+                ranges.try_reserve(1).map_err(|_| Error::NoMem)?;
                 ranges.push((i, entries.len()));
                 have_chr = false;
             }
             UBT_GATTS_CHARACTERISTIC if !ranges.is_empty() => have_chr = true,
             UBT_GATTS_DESCRIPTOR if have_chr => {}
-            _ => return Err(errno::EINVAL),
+            _ => return Err(Error::InvalidArg),
         }
     }
     Ok(ranges)
@@ -291,9 +263,9 @@ pub fn split_services(entries: &[GattsEntry]) -> Result<Vec<(usize, usize)>, Sta
 // --- NimBLE service definitions --------------------------------------------------------------------
 
 /// Fills a new `Vec` with `n` copies of `value`, or `ENOMEM`.
-fn try_filled<T: Clone>(n: usize, value: T) -> Result<Vec<T>, Status> {
+fn try_filled<T: Clone>(n: usize, value: T) -> Result<Vec<T>, Error> {
     let mut v = Vec::new();
-    v.try_reserve_exact(n).map_err(|_| errno::ENOMEM)?;
+    v.try_reserve_exact(n).map_err(|_| Error::NoMem)?;
     v.resize(n, value);
     Ok(v)
 }
@@ -323,12 +295,12 @@ struct ServiceDefs {
 
 impl ServiceDefs {
     /// Builds the definitions for `entries[0]` (a service) and its items `entries[1..]`.
-    fn build(entries: &[GattsEntry]) -> Result<ServiceDefs, Status> {
-        let (svc_entry, items) = entries.split_first().ok_or(errno::EINVAL)?;
+    fn build(entries: &[GattsEntry]) -> Result<ServiceDefs, Error> {
+        let (svc_entry, items) = entries.split_first().ok_or(Error::InvalidArg)?;
         let mut uuids = Vec::new();
         uuids
             .try_reserve_exact(entries.len())
-            .map_err(|_| errno::ENOMEM)?;
+            .map_err(|_| Error::NoMem)?;
         uuids.push(nimble_uuid(&svc_entry.uuid)?);
         for e in items {
             uuids.push(nimble_uuid(&e.uuid)?);
@@ -342,7 +314,7 @@ impl ServiceDefs {
             .count();
         let mut chrs = try_filled(n_chrs + 1, ns::ble_gatt_chr_def::default())?;
         let mut dscs: Vec<Vec<ns::ble_gatt_dsc_def>> = Vec::new();
-        dscs.try_reserve_exact(n_chrs).map_err(|_| errno::ENOMEM)?;
+        dscs.try_reserve_exact(n_chrs).map_err(|_| Error::NoMem)?;
 
         // All buffers have their final size: from here on only raw pointers into them are
         // taken, and element values written.
@@ -358,7 +330,7 @@ impl ServiceDefs {
             let chr = &items[i];
             // split_services guarantees a characteristic here.
             if chr.kind != UBT_GATTS_CHARACTERISTIC {
-                return Err(errno::EINVAL);
+                return Err(Error::InvalidArg);
             }
             let n_dscs = items[i + 1..]
                 .iter()
@@ -465,31 +437,11 @@ fn release_old_defs(server: &mut Server, keep: usize) {
 }
 
 /// Runs the Python handler for an event raised from inside an access callback.
-fn dispatch_in_access(event: u16, args: &[IrqArg]) -> events::IrqResult {
+fn dispatch_in_access(t: NimbleThread, event: &Event<'_>) -> IrqResult {
     ACCESS_DEPTH.fetch_add(1, Ordering::AcqRel);
-    let r = events::dispatch(event, args);
+    let r = event::dispatch(t, event);
     ACCESS_DEPTH.fetch_sub(1, Ordering::AcqRel);
     r
-}
-
-extern "C" {
-    // NimBLE's resource counters for the next `ble_gatts_start` (ble_hs.c). `ble_gatts_count_cfg`
-    // only ever adds to them, so every re-registration has to zero them first or the tables
-    // grow without bound; they are not in NimBLE's public headers.
-    static mut ble_hs_max_attrs: u16;
-    static mut ble_hs_max_services: u16;
-    static mut ble_hs_max_client_configs: u16;
-}
-
-/// Zeroes NimBLE's resource counters before the services are counted again.
-fn reset_nimble_counters() {
-    // SAFETY: plain u16 globals of NimBLE, only touched on the NimBLE thread, and not in use:
-    // they are read by `ble_gatts_start`, which is not running.
-    unsafe {
-        ptr::addr_of_mut!(ble_hs_max_attrs).write(0);
-        ptr::addr_of_mut!(ble_hs_max_services).write(0);
-        ptr::addr_of_mut!(ble_hs_max_client_configs).write(0);
-    }
 }
 
 /// Queues NimBLE's GAP (0x1800) and GATT (0x1801) services.
@@ -502,30 +454,26 @@ fn queue_default_services() {
     }
 }
 
-// --- Life cycle hooks (src/ble.rs) ------------------------------------------------------------------
+// --- Life cycle hooks (host/stack.rs) ---------------------------------------------------------------
 
 /// After host sync: registers the default GAP and GATT services (handles 1–9) with an empty
 /// value store.
-pub fn on_start() {
-    reset_nimble_counters();
-    // SAFETY: NimBLE's global configuration, written on the NimBLE thread before the services
-    // are registered.
-    unsafe {
-        (*ptr::addr_of_mut!(ns::ble_hs_cfg)).gatts_register_cb = Some(register_cb);
-    }
-    let _ = SERVER.with(|s| s.db.clear());
+pub fn on_start(t: NimbleThread) {
+    sys::private::reset_gatts_counters(t);
+    sys::cfg::with(t, |cfg| cfg.gatts_register_cb = Some(register_cb));
+    let _ = SERVER.with(t, |s| s.db.clear());
     queue_default_services();
     // SAFETY: the host is synced and idle; register_cb only borrows SERVER, which is free.
     unsafe { ns::ble_gatts_start() };
     // The host's re-initialisation emptied its attribute table, and ble_gatts_start has
     // rebuilt its service table and drained its queue: nothing points at old definitions.
-    let _ = SERVER.with(|s| release_old_defs(s, 0));
+    let _ = SERVER.with(t, |s| release_old_defs(s, 0));
 }
 
 /// The stack stopped: the values go (spec §14.6). Definitions stay until the next start,
 /// because NimBLE's service table still points at them.
-pub fn on_stop() {
-    let _ = SERVER.with(|s| {
+pub fn on_stop(t: NimbleThread) {
+    let _ = SERVER.with(t, |s| {
         s.db.clear();
         s.read_buf = Vec::new();
     });
@@ -533,23 +481,26 @@ pub fn on_stop() {
 
 /// The port's heap was wiped under us (a bare-metal soft reset frees the whole GC heap): drop
 /// every reference into it without freeing anything.
-pub fn forget_heap() {
-    let _ = SERVER.with(|s| {
+pub fn forget_heap(t: NimbleThread) {
+    let _ = SERVER.with(t, |s| {
         core::mem::forget(core::mem::replace(&mut s.db, Db::new()));
         core::mem::forget(core::mem::take(&mut s.defs));
         core::mem::forget(core::mem::take(&mut s.read_buf));
     });
 }
 
-/// A connection went away. Nothing to forget: subscriptions (CCCDs) live inside NimBLE.
-pub fn on_disconnect(_conn_handle: u16) {}
-
 /// NimBLE finished sending a notification or indication (`BLE_GAP_EVENT_NOTIFY_TX`).
 ///
 /// Only indications that ended (confirmed: `BLE_HS_EDONE`, or failed) are reported, as
 /// `_IRQ_GATTS_INDICATE_DONE` with status 0 or the NimBLE code truncated to 8 bits; the event
 /// NimBLE raises when an indication or notification is merely sent (status 0) is not.
-pub fn on_notify_tx(conn_handle: u16, attr_handle: u16, status: i32, indication: bool) {
+pub fn on_notify_tx(
+    t: NimbleThread,
+    conn_handle: ConnHandle,
+    value_handle: AttrHandle,
+    status: i32,
+    indication: bool,
+) {
     if !indication || status == 0 {
         return;
     }
@@ -558,14 +509,12 @@ pub fn on_notify_tx(conn_handle: u16, attr_handle: u16, status: i32, indication:
     } else {
         status as u8
     };
-    events::dispatch(
-        events::IRQ_GATTS_INDICATE_DONE,
-        &[
-            IrqArg::int(conn_handle.into()),
-            IrqArg::int(attr_handle.into()),
-            IrqArg::int(status.into()),
-        ],
-    );
+    let ev = Event::GattsIndicateDone {
+        conn_handle,
+        value_handle,
+        status,
+    };
+    event::dispatch(t, &ev);
 }
 
 // --- NimBLE callbacks --------------------------------------------------------------------------------
@@ -574,22 +523,24 @@ pub fn on_notify_tx(conn_handle: u16, attr_handle: u16, status: i32, indication:
 /// and descriptor (NimBLE's own services' included, CCCDs excluded since NimBLE does not report
 /// them) gets an empty value (spec §8.3); our descriptors also get their handle recorded.
 unsafe extern "C" fn register_cb(ctxt: *mut ns::ble_gatt_register_ctxt, _arg: *mut c_void) {
-    if ctxt.is_null() || !ble::is_active() {
+    if ctxt.is_null() || !is_active() {
         return;
     }
+    // SAFETY: NimBLE calls its register callback from its host, on the NimBLE thread.
+    let t = unsafe { NimbleThread::new_unchecked() };
     // SAFETY: NimBLE passes a valid context for the duration of the call.
     let ctxt = unsafe { &*ctxt };
     match u32::from(ctxt.op) {
         ns::BLE_GATT_REGISTER_OP_CHR => {
             // SAFETY: the op tag says `chr` is the valid member.
             let handle = unsafe { ctxt.__bindgen_anon_1.chr.val_handle };
-            let _ = SERVER.with(|s| s.db.create(handle));
+            let _ = SERVER.with(t, |s| s.db.create(AttrHandle(handle)));
         }
         ns::BLE_GATT_REGISTER_OP_DSC => {
             // SAFETY: the op tag says `dsc` is the valid member.
             let dsc = unsafe { ctxt.__bindgen_anon_1.dsc };
-            let _ = SERVER.with(|s| {
-                let _ = s.db.create(dsc.handle);
+            let _ = SERVER.with(t, |s| {
+                let _ = s.db.create(AttrHandle(dsc.handle));
                 if dsc.dsc_def.is_null() {
                     return;
                 }
@@ -616,27 +567,30 @@ unsafe extern "C" fn access_cb(
     ctxt: *mut ns::ble_gatt_access_ctxt,
     _arg: *mut c_void,
 ) -> c_int {
-    if !ble::is_active() || ctxt.is_null() {
+    if !is_active() || ctxt.is_null() {
         return 0;
     }
+    // SAFETY: NimBLE calls its access callbacks from its host, on the NimBLE thread.
+    let t = unsafe { NimbleThread::new_unchecked() };
     // SAFETY: NimBLE passes a valid context for the duration of the call.
     let (op, om) = unsafe { ((*ctxt).op, (*ctxt).om) };
-    let args = [
-        IrqArg::int(conn_handle.into()),
-        IrqArg::int(attr_handle.into()),
-    ];
+    let (conn_handle, attr_handle) = (ConnHandle(conn_handle), AttrHandle(attr_handle));
     match u32::from(op) {
         ns::BLE_GATT_ACCESS_OP_READ_CHR | ns::BLE_GATT_ACCESS_OP_READ_DSC => {
             // The handler may deny the read (its int is the ATT error) or update the value
             // with gatts_write first; it runs before the value is looked up (spec §6.3).
-            let r = dispatch_in_access(events::IRQ_GATTS_READ_REQUEST, &args);
+            let request = Event::GattsReadRequest {
+                conn_handle,
+                attr_handle,
+            };
+            let r = dispatch_in_access(t, &request);
             // Truncated to a C int first, as the C module does: only its low bits decide.
             let denial = if r.handled { r.value as c_int } else { 0 };
             if denial != 0 {
                 return denial;
             }
             SERVER
-                .with(|s| match s.db.get(attr_handle) {
+                .with(t, |s| match s.db.get(attr_handle) {
                     None => ns::BLE_ATT_ERR_ATTR_NOT_FOUND as c_int,
                     Some(v) => {
                         let data = v.bytes();
@@ -656,7 +610,7 @@ unsafe extern "C" fn access_cb(
         }
         ns::BLE_GATT_ACCESS_OP_WRITE_CHR | ns::BLE_GATT_ACCESS_OP_WRITE_DSC => {
             let stored = SERVER
-                .with(|s| match s.db.get_mut(attr_handle) {
+                .with(t, |s| match s.db.get_mut(attr_handle) {
                     Err(_) => false,
                     Ok(v) => {
                         // ATT values are at most 512 bytes (prepared writes included).
@@ -684,7 +638,13 @@ unsafe extern "C" fn access_cb(
                 return ns::BLE_ATT_ERR_ATTR_NOT_FOUND as c_int;
             }
             // After the value is stored and before NimBLE answers the peer (spec §6, event 3).
-            dispatch_in_access(events::IRQ_GATTS_WRITE, &args);
+            dispatch_in_access(
+                t,
+                &Event::GattsWrite {
+                    conn_handle,
+                    attr_handle,
+                },
+            );
             0
         }
         _ => ns::BLE_ATT_ERR_UNLIKELY as c_int,
@@ -693,29 +653,24 @@ unsafe extern "C" fn access_cb(
 
 // --- Operations --------------------------------------------------------------------------------------
 
-fn require_active() -> Result<(), Status> {
-    if ble::is_active() {
-        Ok(())
-    } else {
-        Err(errno::ENODEV)
-    }
-}
-
 /// Runs `f` on the server state. A re-entrant borrow cannot happen (no borrow is held across
 /// NimBLE or Python calls), but if it did, `EBUSY` beats corrupting the state.
-fn with_server<R>(f: impl FnOnce(&mut Server) -> Result<R, Status>) -> Result<R, Status> {
-    SERVER.with(f).unwrap_or(Err(errno::EBUSY))
+fn with_server<R>(
+    t: NimbleThread,
+    f: impl FnOnce(&mut Server) -> Result<R, Error>,
+) -> Result<R, Error> {
+    SERVER.with(t, f).unwrap_or(Err(Error::Busy))
 }
 
 /// First step of `gatts_register_services`, before the shim parses the services: checks
 /// that the stack is active and the service set may change, then drops every attribute and
 /// value. A parse error after this leaves the server empty, as in the C module.
-pub fn register_begin() -> Result<(), Status> {
+pub fn register_begin(t: NimbleThread) -> Result<(), Error> {
     require_active()?;
     // SAFETY: plain NimBLE call on the NimBLE thread. EBUSY while advertising, scanning,
     // connecting or connected.
     check(unsafe { ns::ble_gatts_reset() })?;
-    with_server(|s| {
+    with_server(t, |s| {
         s.db.clear();
         Ok(())
     })
@@ -723,17 +678,21 @@ pub fn register_begin() -> Result<(), Status> {
 
 /// Second step: registers the GAP and GATT services and then `entries` (spec §8.1) and writes
 /// one handle per characteristic/descriptor entry into `handles`, in definition order.
-pub fn register(entries: &[GattsEntry], handles: &mut [u16]) -> Result<(), Status> {
+pub fn register(
+    t: NimbleThread,
+    entries: &[GattsEntry],
+    handles: &mut [AttrHandle],
+) -> Result<(), Error> {
     require_active()?;
     let ranges = split_services(entries)?;
     let n_handles = entries.len() - ranges.len();
     if handles.len() < n_handles {
-        return Err(errno::EINVAL);
+        return Err(Error::InvalidArg);
     }
     let mut generation = Vec::new();
     generation
         .try_reserve_exact(ranges.len())
-        .map_err(|_| errno::ENOMEM)?;
+        .map_err(|_| Error::NoMem)?;
     for &(start, end) in &ranges {
         generation.push(ServiceDefs::build(&entries[start..end])?);
     }
@@ -743,14 +702,14 @@ pub fn register(entries: &[GattsEntry], handles: &mut [u16]) -> Result<(), Statu
     check(unsafe { ns::ble_gatts_reset() })?;
     let svcs: Vec<*const ns::ble_gatt_svc_def> =
         generation.iter().map(|d| d.svc.as_ptr()).collect();
-    with_server(|s| {
+    with_server(t, |s| {
         s.db.clear();
-        s.defs.try_reserve(1).map_err(|_| errno::ENOMEM)?;
+        s.defs.try_reserve(1).map_err(|_| Error::NoMem)?;
         s.defs.push(generation);
         Ok(())
     })?;
 
-    reset_nimble_counters();
+    sys::private::reset_gatts_counters(t);
     queue_default_services();
     let mut result = Ok(());
     for svc in svcs {
@@ -774,14 +733,14 @@ pub fn register(entries: &[GattsEntry], handles: &mut [u16]) -> Result<(), Statu
     if result.is_ok() {
         result = check(rc);
     }
-    with_server(|s| {
+    with_server(t, |s| {
         // The attribute table was reset above and the service table rebuilt: only the
         // newest generation is referenced now.
         release_old_defs(s, 1);
         if let Some(current) = s.defs.last() {
             let all = current.iter().flat_map(|d| d.handles.iter().copied());
             for (out, h) in handles.iter_mut().zip(all) {
-                *out = h;
+                *out = AttrHandle(h);
             }
         }
         Ok(())
@@ -791,12 +750,12 @@ pub fn register(entries: &[GattsEntry], handles: &mut [u16]) -> Result<(), Statu
 
 /// `gatts_read`: a copy of the value, or nothing (inactive, unknown handle). The returned
 /// slice lives in the server's read buffer until the next read.
-pub fn read(handle: u16) -> (*const u8, usize) {
-    if !ble::is_active() {
+pub fn read(t: NimbleThread, handle: AttrHandle) -> (*const u8, usize) {
+    if !is_active() {
         return (ptr::null(), 0);
     }
     SERVER
-        .with(|s| {
+        .with(t, |s| {
             let Server { db, read_buf, .. } = s;
             match db.get_mut(handle).and_then(|v| v.read_into(read_buf)) {
                 Ok(()) => (read_buf.as_ptr(), read_buf.len()),
@@ -807,24 +766,34 @@ pub fn read(handle: u16) -> (*const u8, usize) {
 }
 
 /// `gatts_write(handle, data, send_update)`.
-pub fn write(handle: u16, data: &[u8], send_update: bool) -> Result<(), Status> {
+pub fn write(
+    t: NimbleThread,
+    handle: AttrHandle,
+    data: &[u8],
+    send_update: bool,
+) -> Result<(), Error> {
     require_active()?;
-    with_server(|s| s.db.get_mut(handle)?.local_write(data))?;
+    with_server(t, |s| s.db.get_mut(handle)?.local_write(data))?;
     if send_update {
         // Subscribed peers are notified from a later poll; NimBLE reads the value back
         // through access_cb then. No SERVER borrow is held here.
         // NimBLE queues the notifications as a host event; queueing it outside a poll
         // requests one (npl::ble_npl_eventq_put), so they leave without other traffic.
         // SAFETY: plain NimBLE call on the NimBLE thread.
-        unsafe { ns::ble_gatts_chr_updated(handle) };
+        unsafe { ns::ble_gatts_chr_updated(handle.0) };
     }
     Ok(())
 }
 
 /// `gatts_set_buffer(handle, len, append)`.
-pub fn set_buffer(handle: u16, len: usize, append: bool) -> Result<(), Status> {
+pub fn set_buffer(
+    t: NimbleThread,
+    handle: AttrHandle,
+    len: usize,
+    append: bool,
+) -> Result<(), Error> {
     require_active()?;
-    with_server(|s| s.db.get_mut(handle)?.set_buffer(len, append))
+    with_server(t, |s| s.db.get_mut(handle)?.set_buffer(len, append))
 }
 
 /// Blocks of NimBLE's shared mbuf pool that `gatts_notify`/`gatts_indicate` leave free (they
@@ -837,22 +806,23 @@ const NOTIFY_POOL_RESERVE: i32 = 2;
 /// access_cb (raising `_IRQ_GATTS_READ_REQUEST(65535, handle)` first); with it, `data` is sent
 /// and the stored value left alone.
 pub fn notify(
-    conn_handle: u16,
-    value_handle: u16,
+    _t: NimbleThread,
+    conn_handle: ConnHandle,
+    value_handle: AttrHandle,
     data: Option<&[u8]>,
     indicate: bool,
-) -> Result<(), Status> {
+) -> Result<(), Error> {
     require_active()?;
     // SAFETY: plain NimBLE query on the NimBLE thread.
     if unsafe { ns::os_msys_num_free() } <= NOTIFY_POOL_RESERVE {
-        return Err(errno::ENOMEM);
+        return Err(Error::NoMem);
     }
     let om = match data {
         // Lengths are truncated to 16 bits, as the C module's call does; NimBLE truncates the
         // payload to the ATT MTU.
         // SAFETY: `d` is valid for reads of its length; NimBLE copies it.
         Some(d) => match unsafe { ns::ble_hs_mbuf_from_flat(d.as_ptr().cast(), d.len() as u16) } {
-            om if om.is_null() => return Err(errno::ENOMEM),
+            om if om.is_null() => return Err(Error::NoMem),
             om => om,
         },
         None => ptr::null_mut(),
@@ -861,119 +831,12 @@ pub fn notify(
     // held: NimBLE may call access_cb and the NOTIFY_TX event handler from inside.
     let rc = unsafe {
         if indicate {
-            ns::ble_gattc_indicate_custom(conn_handle, value_handle, om)
+            ns::ble_gattc_indicate_custom(conn_handle.0, value_handle.0, om)
         } else {
-            ns::ble_gattc_notify_custom(conn_handle, value_handle, om)
+            ns::ble_gattc_notify_custom(conn_handle.0, value_handle.0, om)
         }
     };
     check(rc)
-}
-
-// --- FFI ----------------------------------------------------------------------------------------------
-
-fn status(r: Result<(), Status>) -> Status {
-    r.err().unwrap_or(OK)
-}
-
-/// `gatts_register_services`, step 1 (before parsing): `ENODEV` if inactive, `EBUSY` while
-/// advertising, scanning, connecting or connected. Empties the server.
-#[no_mangle]
-pub extern "C" fn ubt_gatts_register_begin() -> Status {
-    status(register_begin())
-}
-
-/// `gatts_register_services`, step 2: registers `entries` (services each followed by their
-/// characteristics, each followed by its descriptors) and writes one handle per
-/// characteristic/descriptor entry into `handles`, in order. At most
-/// [`UBT_GATTS_MAX_SERVICES`] services, else `E2BIG`.
-///
-/// # Safety
-/// `entries` must be valid for reads of `n_entries` items and `handles` for writes of
-/// `n_handles` items (either may be null when its count is 0).
-#[no_mangle]
-pub unsafe extern "C" fn ubt_gatts_register(
-    entries: *const GattsEntry,
-    n_entries: usize,
-    handles: *mut u16,
-    n_handles: usize,
-) -> Status {
-    let entries = if entries.is_null() || n_entries == 0 {
-        &[][..]
-    } else {
-        // SAFETY: the caller guarantees `n_entries` readable items.
-        unsafe { slice::from_raw_parts(entries, n_entries) }
-    };
-    let handles = if handles.is_null() || n_handles == 0 {
-        &mut [][..]
-    } else {
-        // SAFETY: the caller guarantees `n_handles` writable items.
-        unsafe { slice::from_raw_parts_mut(handles, n_handles) }
-    };
-    status(register(entries, handles))
-}
-
-/// `gatts_read(handle)`: never fails. Writes a pointer to the value's bytes and their length
-/// (0 for an unknown handle or an inactive stack); the bytes stay valid until the next call
-/// of any `ubt_gatts_*` function.
-///
-/// # Safety
-/// `data` and `len` must be valid for writes.
-#[no_mangle]
-pub unsafe extern "C" fn ubt_gatts_read(value_handle: u16, data: *mut *const u8, len: *mut usize) {
-    let (p, n) = read(value_handle);
-    // SAFETY: the caller guarantees both out-parameters are writable.
-    unsafe {
-        data.write(if n == 0 { ptr::null() } else { p });
-        len.write(n);
-    }
-}
-
-/// `gatts_write(handle, data, send_update)`.
-///
-/// # Safety
-/// `data` must be valid for reads of `len` bytes (or null with `len` 0).
-#[no_mangle]
-pub unsafe extern "C" fn ubt_gatts_write(
-    value_handle: u16,
-    data: *const u8,
-    len: usize,
-    send_update: bool,
-) -> Status {
-    let data = if data.is_null() || len == 0 {
-        &[][..]
-    } else {
-        // SAFETY: the caller guarantees `len` readable bytes.
-        unsafe { slice::from_raw_parts(data, len) }
-    };
-    status(write(value_handle, data, send_update))
-}
-
-/// `gatts_set_buffer(handle, len, append)`; `len` is the Python int cast to `size_t`.
-#[no_mangle]
-pub extern "C" fn ubt_gatts_set_buffer(value_handle: u16, len: usize, append: bool) -> Status {
-    status(set_buffer(value_handle, len, append))
-}
-
-/// `gatts_notify(conn, handle, data=None)` (`indicate` false) or `gatts_indicate(...)`.
-///
-/// # Safety
-/// A present `data` must be valid for reads of its length.
-#[no_mangle]
-pub unsafe extern "C" fn ubt_gatts_notify(
-    conn_handle: u16,
-    value_handle: u16,
-    data: UbtOptBuf,
-    indicate: bool,
-) -> Status {
-    let data = if !data.present {
-        None
-    } else if data.ptr.is_null() || data.len == 0 {
-        Some(&[][..])
-    } else {
-        // SAFETY: the caller guarantees `len` readable bytes when present.
-        Some(unsafe { slice::from_raw_parts(data.ptr, data.len) })
-    };
-    status(notify(conn_handle, value_handle, data, indicate))
 }
 
 #[cfg(test)]
@@ -1043,7 +906,7 @@ mod tests {
         let mut v = Value::new().unwrap();
         v.local_write(b"keep").unwrap();
         // What a negative Python length becomes once cast to size_t.
-        assert_eq!(v.set_buffer(usize::MAX - 5, true), Err(errno::ENOMEM));
+        assert_eq!(v.set_buffer(usize::MAX - 5, true), Err(Error::NoMem));
         assert_eq!(v.bytes(), b"keep");
         assert_eq!(v.capacity(), 20);
         assert!(!v.append());
@@ -1129,15 +992,18 @@ mod tests {
     #[test]
     fn db_unknown_handles_are_einval() {
         let mut db = Db::new();
-        db.create(21).unwrap();
-        assert!(db.get(21).is_some());
-        assert_eq!(db.get_mut(22).err(), Some(errno::EINVAL));
-        db.get_mut(21).unwrap().local_write(b"v").unwrap();
+        db.create(AttrHandle(21)).unwrap();
+        assert!(db.get(AttrHandle(21)).is_some());
+        assert_eq!(db.get_mut(AttrHandle(22)).err(), Some(Error::InvalidArg));
+        db.get_mut(AttrHandle(21))
+            .unwrap()
+            .local_write(b"v")
+            .unwrap();
         // Re-creating empties the value.
-        db.create(21).unwrap();
-        assert_eq!(db.get(21).unwrap().bytes(), b"");
+        db.create(AttrHandle(21)).unwrap();
+        assert_eq!(db.get(AttrHandle(21)).unwrap().bytes(), b"");
         db.clear();
-        assert!(db.get(21).is_none());
+        assert!(db.get(AttrHandle(21)).is_none());
     }
 
     #[test]
@@ -1223,14 +1089,14 @@ mod tests {
 
     #[test]
     fn malformed_entry_lists_are_refused() {
-        assert_eq!(split_services(&[entry(C, 2, 1)]), Err(errno::EINVAL));
+        assert_eq!(split_services(&[entry(C, 2, 1)]), Err(Error::InvalidArg));
         assert_eq!(
             split_services(&[entry(S, 0, 1), entry(D, 2, 2)]),
-            Err(errno::EINVAL)
+            Err(Error::InvalidArg)
         );
         assert_eq!(
             split_services(&[entry(S, 0, 1), entry(7, 0, 2)]),
-            Err(errno::EINVAL)
+            Err(Error::InvalidArg)
         );
     }
 
@@ -1239,7 +1105,7 @@ mod tests {
         let eight: Vec<GattsEntry> = (0..8).map(|i| entry(S, 0, i)).collect();
         assert_eq!(split_services(&eight).unwrap().len(), 8);
         let nine: Vec<GattsEntry> = (0..9).map(|i| entry(S, 0, i)).collect();
-        assert_eq!(split_services(&nine), Err(errno::E2BIG));
+        assert_eq!(split_services(&nine), Err(Error::TooBig));
     }
 
     #[test]
@@ -1269,7 +1135,7 @@ mod tests {
         assert_eq!(c0.val_handle, defs.handles.as_ptr().cast_mut());
         assert!(c0.access_cb.is_some() && c0.arg.is_null());
         // SAFETY: the descriptor list of c0 has 2 entries and a terminator.
-        let d = unsafe { slice::from_raw_parts(c0.descriptors, 3) };
+        let d = unsafe { core::slice::from_raw_parts(c0.descriptors, 3) };
         assert_eq!(uuid16(d[0].uuid), 0x2901);
         assert_eq!(
             d[0].att_flags,

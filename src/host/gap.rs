@@ -1,0 +1,542 @@
+//! GAP as `BLE` exposes it: our address and device name, the preferred MTU, advertising,
+//! scanning and connections, and the fan-out of NimBLE's GAP events to the module that owns
+//! each (spec §5, §6, §13).
+
+use core::ffi::{c_int, c_void};
+use core::ptr;
+use core::sync::atomic::{AtomicU8, Ordering};
+
+use nimble_sys as ns;
+
+use super::state::{is_active, require_active, state, StackState};
+use super::{gattc, gatts, security};
+use crate::error::{check, Error};
+use crate::event::{self, addr_msb_first, Event};
+use crate::handle::{AttrHandle, ConnHandle};
+use crate::sys;
+use crate::thread::NimbleThread;
+
+/// NimBLE's own-address type used for advertising, scanning and connecting.
+static OWN_ADDR_TYPE: AtomicU8 = AtomicU8::new(ns::BLE_OWN_ADDR_PUBLIC as u8);
+/// The address mode last selected (`config(addr_mode=)`), 0..=3.
+static ADDR_MODE: AtomicU8 = AtomicU8::new(0);
+
+/// NimBLE's "no timeout" duration (`BLE_HS_FOREVER`, `INT32_MAX`), which bindgen cannot
+/// evaluate against newlib's headers.
+const BLE_HS_FOREVER: i32 = i32::MAX;
+
+fn own_addr_type() -> u8 {
+    OWN_ADDR_TYPE.load(Ordering::Acquire)
+}
+
+/// At sync: uses the controller's public address when it has one, else a new static random
+/// address (spec §13).
+pub fn select_initial_address(t: NimbleThread) {
+    if sys::addr::public(t).is_some() {
+        OWN_ADDR_TYPE.store(ns::BLE_OWN_ADDR_PUBLIC as u8, Ordering::Release);
+        ADDR_MODE.store(0, Ordering::Release);
+    } else if sys::addr::set_new_random(t, false).is_ok() {
+        OWN_ADDR_TYPE.store(ns::BLE_OWN_ADDR_RANDOM as u8, Ordering::Release);
+        ADDR_MODE.store(1, Ordering::Release);
+    }
+}
+
+// --- Configuration ------------------------------------------------------------------------------
+
+/// `config('mac')`: the address type and the address in use, most-significant byte first.
+pub fn mac(t: NimbleThread) -> Result<(u8, [u8; 6]), Error> {
+    require_active()?;
+    if ADDR_MODE.load(Ordering::Acquire) == 2 {
+        return Err(Error::InvalidArg);
+    }
+    let addr_type = if own_addr_type() == ns::BLE_OWN_ADDR_PUBLIC as u8 {
+        ns::BLE_ADDR_PUBLIC as u8
+    } else {
+        ns::BLE_ADDR_RANDOM as u8
+    };
+    Ok((addr_type, addr_msb_first(sys::addr::ours(t, addr_type)?)))
+}
+
+/// `config(addr_mode=m)` (spec §13). Values outside 0..=3 are ignored, as in the C module.
+pub fn set_addr_mode(t: NimbleThread, mode: u8) -> Result<(), Error> {
+    require_active()?;
+    let own = match mode {
+        0 => {
+            sys::addr::public(t).ok_or(Error::InvalidArg)?;
+            ns::BLE_OWN_ADDR_PUBLIC
+        }
+        1 => {
+            sys::addr::set_new_random(t, false)?;
+            ns::BLE_OWN_ADDR_RANDOM
+        }
+        2 => {
+            if sys::addr::public(t).is_some() {
+                ns::BLE_OWN_ADDR_RPA_PUBLIC_DEFAULT
+            } else {
+                sys::addr::set_new_random(t, false)?;
+                ns::BLE_OWN_ADDR_RPA_RANDOM_DEFAULT
+            }
+        }
+        3 => {
+            sys::addr::set_new_random(t, true)?;
+            ns::BLE_OWN_ADDR_RANDOM
+        }
+        _ => return Ok(()),
+    };
+    OWN_ADDR_TYPE.store(own as u8, Ordering::Release);
+    ADDR_MODE.store(mode, Ordering::Release);
+    Ok(())
+}
+
+/// Longest GAP device name NimBLE stores.
+pub const GAP_NAME_MAX: usize = 31;
+
+/// `config('gap_name')`: copies the name into `out`, returns its length. Works inactive.
+pub fn gap_name(_t: NimbleThread, out: &mut [u8]) -> usize {
+    // SAFETY: NimBLE returns its static NUL-terminated name buffer; on the NimBLE thread.
+    let name = unsafe { ns::ble_svc_gap_device_name() };
+    if name.is_null() {
+        return 0;
+    }
+    let mut n = 0;
+    while n < out.len() && n < GAP_NAME_MAX {
+        // SAFETY: the name is NUL-terminated within GAP_NAME_MAX + 1 bytes.
+        let b = unsafe { *name.add(n) } as u8;
+        if b == 0 {
+            break;
+        }
+        out[n] = b;
+        n += 1;
+    }
+    n
+}
+
+/// `config(gap_name=...)`: stored as a C string, so an embedded NUL ends it. Works inactive.
+pub fn set_gap_name(_t: NimbleThread, name: &[u8]) -> Result<(), Error> {
+    if name.len() > GAP_NAME_MAX {
+        return Err(Error::InvalidArg);
+    }
+    let mut buf = [0u8; GAP_NAME_MAX + 1];
+    buf[..name.len()].copy_from_slice(name);
+    // SAFETY: `buf` is NUL-terminated; NimBLE copies it into its own buffer.
+    check(unsafe { ns::ble_svc_gap_device_name_set(buf.as_ptr().cast()) })
+}
+
+/// `config('mtu')`.
+pub fn mtu(_t: NimbleThread) -> Result<u16, Error> {
+    require_active()?;
+    // SAFETY: reads NimBLE's preferred-MTU setting on the NimBLE thread.
+    Ok(unsafe { ns::ble_att_preferred_mtu() })
+}
+
+/// `config(mtu=...)`: 23..=527, else `InvalidArg`.
+pub fn set_mtu(_t: NimbleThread, mtu: u16) -> Result<(), Error> {
+    require_active()?;
+    if !(23..=527).contains(&mtu) {
+        return Err(Error::InvalidArg);
+    }
+    // SAFETY: sets NimBLE's preferred-MTU setting; the value is in range.
+    check(unsafe { ns::ble_att_set_preferred_mtu(mtu) })
+}
+
+// --- Advertising ----------------------------------------------------------------------------------
+
+/// Legacy advertising and scan-response payloads are at most 31 bytes.
+const ADV_DATA_MAX: usize = 31;
+/// What the C module raises for over-long advertising data: the controller's "invalid HCI
+/// command parameters" status, passed through negated (spec §5.4).
+const ADV_DATA_TOO_LONG: Error = Error::Unmapped(0x12);
+
+/// `gap_advertise(None)`: stops advertising if it is on. Never fails, even inactive.
+pub fn advertise_stop(_t: NimbleThread) {
+    if !is_active() {
+        return;
+    }
+    // SAFETY: plain NimBLE queries/commands on the NimBLE thread.
+    unsafe {
+        if ns::ble_gap_adv_active() != 0 {
+            ns::ble_gap_adv_stop();
+        }
+    }
+}
+
+/// `gap_advertise(interval_us, adv_data, resp_data=, connectable=)`. `None` payloads keep what
+/// the controller has.
+pub fn advertise_start(
+    t: NimbleThread,
+    interval_us: i64,
+    adv_data: Option<&[u8]>,
+    resp_data: Option<&[u8]>,
+    connectable: bool,
+) -> Result<(), Error> {
+    require_active()?;
+    advertise_stop(t);
+    if let Some(data) = adv_data {
+        if data.len() > ADV_DATA_MAX {
+            return Err(ADV_DATA_TOO_LONG);
+        }
+        // SAFETY: `data` is a valid slice of at most 31 bytes.
+        check(unsafe { ns::ble_gap_adv_set_data(data.as_ptr(), data.len() as c_int) })?;
+    }
+    if let Some(data) = resp_data {
+        if data.len() > ADV_DATA_MAX {
+            return Err(Error::InvalidArg);
+        }
+        // SAFETY: as above.
+        check(unsafe { ns::ble_gap_adv_rsp_set_data(data.as_ptr(), data.len() as c_int) })?;
+    }
+    let itvl = (interval_us / 625) as u16;
+    let params = ns::ble_gap_adv_params {
+        conn_mode: if connectable {
+            ns::BLE_GAP_CONN_MODE_UND
+        } else {
+            ns::BLE_GAP_CONN_MODE_NON
+        } as u8,
+        disc_mode: ns::BLE_GAP_DISC_MODE_GEN as u8,
+        itvl_min: itvl,
+        itvl_max: itvl,
+        ..Default::default()
+    };
+    // SAFETY: `params` is valid for the call; the callback is a plain extern fn.
+    check(unsafe {
+        ns::ble_gap_adv_start(
+            own_addr_type(),
+            ptr::null(),
+            BLE_HS_FOREVER,
+            &params,
+            Some(gap_event_as_peripheral),
+            ptr::null_mut(),
+        )
+    })
+}
+
+// --- Connections ----------------------------------------------------------------------------------
+
+/// Which side of a connection we are, which decides the event numbers scripts see.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OurRole {
+    /// A central connected to our advertising: `_IRQ_CENTRAL_CONNECT`/`_DISCONNECT`.
+    Peripheral,
+    /// We connected with `gap_connect`: `_IRQ_PERIPHERAL_CONNECT`/`_DISCONNECT`.
+    Central,
+}
+
+impl OurRole {
+    /// The event a connection made (`connected`) or ended raises, with the peer's identity
+    /// address as NimBLE holds it.
+    fn conn_event(
+        self,
+        connected: bool,
+        conn_handle: ConnHandle,
+        addr_type: u8,
+        addr_le: [u8; 6],
+    ) -> Event<'static> {
+        let addr = addr_msb_first(addr_le);
+        match (self, connected) {
+            (OurRole::Peripheral, true) => Event::CentralConnect {
+                conn_handle,
+                addr_type,
+                addr,
+            },
+            (OurRole::Peripheral, false) => Event::CentralDisconnect {
+                conn_handle,
+                addr_type,
+                addr,
+            },
+            (OurRole::Central, true) => Event::PeripheralConnect {
+                conn_handle,
+                addr_type,
+                addr,
+            },
+            (OurRole::Central, false) => Event::PeripheralDisconnect {
+                conn_handle,
+                addr_type,
+                addr,
+            },
+        }
+    }
+}
+
+/// Events of connections where we are the peripheral (made from our advertising).
+unsafe extern "C" fn gap_event_as_peripheral(
+    event: *mut ns::ble_gap_event,
+    _arg: *mut c_void,
+) -> c_int {
+    // SAFETY: NimBLE calls its GAP callbacks from its host, on the NimBLE thread, with a valid
+    // event for the duration of the call.
+    unsafe { gap_event(NimbleThread::new_unchecked(), OurRole::Peripheral, event) }
+}
+
+/// Events of connections where we are the central (made by `gap_connect`).
+unsafe extern "C" fn gap_event_as_central(
+    event: *mut ns::ble_gap_event,
+    _arg: *mut c_void,
+) -> c_int {
+    // SAFETY: as above.
+    unsafe { gap_event(NimbleThread::new_unchecked(), OurRole::Central, event) }
+}
+
+/// # Safety
+/// `event` is null or points to a valid NimBLE GAP event.
+unsafe fn gap_event(t: NimbleThread, role: OurRole, event: *mut ns::ble_gap_event) -> c_int {
+    // While stopping, every callback is ignored: deinit suppresses disconnect events.
+    if !is_active() || event.is_null() {
+        return 0;
+    }
+    // SAFETY: NimBLE passes a valid event; each arm reads the union member its tag names.
+    let event = unsafe { &*event };
+    // SAFETY: (for every union read below) the match arm is the event's type tag.
+    let u = &event.__bindgen_anon_1;
+    match event.type_ as u32 {
+        ns::BLE_GAP_EVENT_CONNECT => {
+            // SAFETY: tag is CONNECT.
+            let c = unsafe { &u.connect };
+            let conn_handle = ConnHandle(c.conn_handle);
+            if c.status == 0 {
+                if let Some(desc) = sys::addr::conn_desc(t, conn_handle) {
+                    let peer = desc.peer_id_addr;
+                    event::dispatch(t, &role.conn_event(true, conn_handle, peer.type_, peer.val));
+                }
+            } else {
+                // A failed connect: 65535 on timeout or cancel, as NimBLE reports it.
+                event::dispatch(t, &role.conn_event(false, conn_handle, 0xff, [0; 6]));
+            }
+        }
+        ns::BLE_GAP_EVENT_DISCONNECT => {
+            // SAFETY: tag is DISCONNECT.
+            let d = unsafe { &u.disconnect };
+            let conn_handle = ConnHandle(d.conn.conn_handle);
+            let peer = d.conn.peer_id_addr;
+            event::dispatch(
+                t,
+                &role.conn_event(false, conn_handle, peer.type_, peer.val),
+            );
+            gattc::on_disconnect(t, conn_handle);
+        }
+        ns::BLE_GAP_EVENT_CONN_UPDATE => {
+            // SAFETY: tag is CONN_UPDATE.
+            let c = unsafe { &u.conn_update };
+            let conn_handle = ConnHandle(c.conn_handle);
+            if let Some(desc) = sys::addr::conn_desc(t, conn_handle) {
+                let ev = Event::ConnectionUpdate {
+                    conn_handle,
+                    conn_interval: desc.conn_itvl,
+                    conn_latency: desc.conn_latency,
+                    supervision_timeout: desc.supervision_timeout,
+                    status: u8::from(c.status != 0),
+                };
+                event::dispatch(t, &ev);
+            }
+        }
+        ns::BLE_GAP_EVENT_MTU => {
+            // SAFETY: tag is MTU.
+            let m = unsafe { &u.mtu };
+            if u32::from(m.channel_id) == ns::BLE_L2CAP_CID_ATT {
+                let ev = Event::MtuExchanged {
+                    conn_handle: ConnHandle(m.conn_handle),
+                    mtu: m.value,
+                };
+                event::dispatch(t, &ev);
+            }
+        }
+        ns::BLE_GAP_EVENT_NOTIFY_RX => {
+            // SAFETY: tag is NOTIFY_RX.
+            let n = unsafe { &u.notify_rx };
+            let (conn_handle, value_handle) =
+                (ConnHandle(n.conn_handle), AttrHandle(n.attr_handle));
+            // SAFETY: NimBLE's notify-rx event carries a valid chain (or null) for the call.
+            unsafe { gattc::on_notify_rx(t, conn_handle, value_handle, n.indication() != 0, n.om) };
+        }
+        // Indication confirmations are reported for peripheral-role connections only, as in
+        // MicroPython's C module (spec §6, event 20).
+        ns::BLE_GAP_EVENT_NOTIFY_TX if role == OurRole::Peripheral => {
+            // SAFETY: tag is NOTIFY_TX.
+            let n = unsafe { &u.notify_tx };
+            let (conn_handle, value_handle) =
+                (ConnHandle(n.conn_handle), AttrHandle(n.attr_handle));
+            gatts::on_notify_tx(t, conn_handle, value_handle, n.status, n.indication() != 0);
+        }
+        ns::BLE_GAP_EVENT_ENC_CHANGE => {
+            // SAFETY: tag is ENC_CHANGE.
+            let e = unsafe { &u.enc_change };
+            security::on_enc_change(t, ConnHandle(e.conn_handle));
+        }
+        ns::BLE_GAP_EVENT_PASSKEY_ACTION => {
+            // SAFETY: tag is PASSKEY_ACTION.
+            let p = unsafe { &u.passkey };
+            let conn_handle = ConnHandle(p.conn_handle);
+            security::on_passkey_action(t, conn_handle, p.params.action, p.params.numcmp);
+        }
+        ns::BLE_GAP_EVENT_REPEAT_PAIRING => {
+            // SAFETY: tag is REPEAT_PAIRING.
+            let r = unsafe { &u.repeat_pairing };
+            return security::on_repeat_pairing(t, ConnHandle(r.conn_handle));
+        }
+        _ => {}
+    }
+    0
+}
+
+/// NimBLE's initial connection interval range, 30–50 ms in 1.25 ms units (its macros for these
+/// are function-like, which bindgen skips).
+const INITIAL_CONN_ITVL_MIN: u16 = 30 * 4 / 5;
+const INITIAL_CONN_ITVL_MAX: u16 = 50 * 4 / 5;
+/// HCI reason "remote user terminated connection", which `gap_disconnect` sends.
+const HCI_REMOTE_USER_TERMINATED: u8 = 0x13;
+
+/// `gap_connect(addr_type, addr, scan_duration_ms, min_conn_interval_us, max_conn_interval_us)`
+/// with `addr` most-significant byte first. A running scan is stopped first (raising
+/// `_IRQ_SCAN_DONE`).
+pub fn connect(
+    t: NimbleThread,
+    addr_type: u8,
+    addr: &[u8; 6],
+    duration_ms: i32,
+    min_conn_interval_us: i32,
+    max_conn_interval_us: i32,
+) -> Result<(), Error> {
+    require_active()?;
+    // SAFETY: plain NimBLE query on the NimBLE thread.
+    if unsafe { ns::ble_gap_disc_active() } != 0 {
+        scan_stop(t)?;
+    }
+    // 1.25 ms units; 0 leaves NimBLE's initial 30–50 ms.
+    let itvl = |us: i32, dflt: u16| if us == 0 { dflt } else { (us / 1250) as u16 };
+    let params = ns::ble_gap_conn_params {
+        scan_itvl: 0x0010,
+        scan_window: 0x0010,
+        itvl_min: itvl(min_conn_interval_us, INITIAL_CONN_ITVL_MIN),
+        itvl_max: itvl(max_conn_interval_us, INITIAL_CONN_ITVL_MAX),
+        latency: 0,
+        supervision_timeout: 0x0100,
+        min_ce_len: 0,
+        max_ce_len: 0,
+    };
+    let mut peer = ns::ble_addr_t {
+        type_: addr_type,
+        val: *addr,
+    };
+    peer.val.reverse();
+    // SAFETY: `peer` and `params` are valid for the call (NimBLE copies them).
+    check(unsafe {
+        ns::ble_gap_connect(
+            own_addr_type(),
+            &peer,
+            duration_ms,
+            &params,
+            Some(gap_event_as_central),
+            ptr::null_mut(),
+        )
+    })
+}
+
+/// `gap_connect(None)`: cancels a pending connect.
+pub fn connect_cancel(_t: NimbleThread) -> Result<(), Error> {
+    require_active()?;
+    // SAFETY: plain NimBLE command on the NimBLE thread.
+    check(unsafe { ns::ble_gap_conn_cancel() })
+}
+
+/// `gap_disconnect(conn_handle)`: `Ok(false)` for an unknown handle.
+pub fn disconnect(_t: NimbleThread, conn_handle: ConnHandle) -> Result<bool, Error> {
+    require_active()?;
+    // SAFETY: plain NimBLE command on the NimBLE thread.
+    let rc = unsafe { ns::ble_gap_terminate(conn_handle.0, HCI_REMOTE_USER_TERMINATED) };
+    match check(rc) {
+        Ok(()) => Ok(true),
+        Err(Error::NotConnected) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+// --- Scanning ---------------------------------------------------------------------------------------
+
+/// Scan interval and window are in 0.625 ms units, clamped to what HCI allows.
+fn scan_units(us: i64) -> u16 {
+    (us / 625).clamp(0x0004, 0x4000) as u16
+}
+
+/// `gap_scan(duration_ms, interval_us, window_us, active)`.
+pub fn scan_start(
+    _t: NimbleThread,
+    duration_ms: i64,
+    interval_us: i64,
+    window_us: i64,
+    active: bool,
+) -> Result<(), Error> {
+    require_active()?;
+    let itvl = scan_units(interval_us);
+    let window = scan_units(window_us);
+    if window > itvl {
+        return Err(Error::InvalidArg);
+    }
+    let mut params = ns::ble_gap_disc_params {
+        itvl,
+        window,
+        ..Default::default()
+    };
+    params.set_passive(u8::from(!active));
+    params.set_filter_duplicates(0);
+    params.set_limited(0);
+    let duration = if duration_ms == 0 {
+        BLE_HS_FOREVER
+    } else {
+        duration_ms as i32
+    };
+    // SAFETY: `params` is valid for the call; the callback is a plain extern fn.
+    check(unsafe {
+        ns::ble_gap_disc(
+            own_addr_type(),
+            duration,
+            &params,
+            Some(gap_scan_cb),
+            ptr::null_mut(),
+        )
+    })
+}
+
+/// `gap_scan(None)`: cancels a running scan and raises `_IRQ_SCAN_DONE` before returning.
+pub fn scan_stop(t: NimbleThread) -> Result<(), Error> {
+    require_active()?;
+    // SAFETY: plain NimBLE query on the NimBLE thread.
+    if unsafe { ns::ble_gap_disc_active() } == 0 {
+        return Ok(());
+    }
+    // SAFETY: as above.
+    let rc = unsafe { ns::ble_gap_disc_cancel() };
+    if rc == 0 {
+        event::dispatch(t, &Event::ScanDone);
+    }
+    check(rc)
+}
+
+unsafe extern "C" fn gap_scan_cb(event: *mut ns::ble_gap_event, _arg: *mut c_void) -> c_int {
+    if state() != StackState::Active || event.is_null() {
+        return 0;
+    }
+    // SAFETY: NimBLE calls its GAP callbacks from its host, on the NimBLE thread.
+    let t = unsafe { NimbleThread::new_unchecked() };
+    // SAFETY: NimBLE passes a valid event; the union member read matches its type tag.
+    let event = unsafe { &*event };
+    match event.type_ as u32 {
+        ns::BLE_GAP_EVENT_DISC => {
+            // SAFETY: the tag says `disc` is the valid member.
+            let disc = unsafe { &event.__bindgen_anon_1.disc };
+            // SAFETY: NimBLE's report holds `length_data` bytes at `data` for this call.
+            let adv_data = unsafe { sys::slice(disc.data, disc.length_data.into()) };
+            let ev = Event::ScanResult {
+                addr_type: disc.addr.type_,
+                addr: addr_msb_first(disc.addr.val),
+                adv_type: disc.event_type,
+                rssi: disc.rssi,
+                adv_data,
+            };
+            event::dispatch(t, &ev);
+        }
+        ns::BLE_GAP_EVENT_DISC_COMPLETE => {
+            event::dispatch(t, &Event::ScanDone);
+        }
+        _ => {}
+    }
+    0
+}

@@ -1,0 +1,180 @@
+//! The stack's life cycle as `BLE.active()` drives it: start-up and shutdown of the NimBLE
+//! host, and the poll that runs it. The other host modules hook in here (start, stop), and
+//! NimBLE's GAP events reach them through [`super::gap`].
+//!
+//! Waiting (for host sync, for the stop to complete) happens in the C shim, which runs
+//! MicroPython's scheduler between checks of [`is_active`] / [`is_stopped`]; Rust never blocks
+//! with Python runnable. All state is in atomics, so a NimBLE callback that fires inside one
+//! of our NimBLE calls (or a Python handler that calls back in) can always read it.
+
+use core::cell::UnsafeCell;
+use core::ffi::{c_int, c_void};
+use core::ptr;
+
+use nimble_sys as ns;
+
+use super::state::{is_active, set_state, state, StackState};
+use super::{gap, gattc, gatts, l2cap, security};
+use crate::error::Error;
+use crate::hci::transport;
+use crate::port;
+use crate::rt::{npl, sched};
+use crate::sys;
+use crate::thread::NimbleThread;
+
+/// Storage NimBLE keeps a pointer to for the duration of a stop.
+struct StopListener(UnsafeCell<ns::ble_hs_stop_listener>);
+// SAFETY: only the NimBLE thread touches it (design rule 5).
+unsafe impl Sync for StopListener {}
+static STOP_LISTENER: StopListener = StopListener(UnsafeCell::new(ns::ble_hs_stop_listener {
+    fn_: None,
+    arg: ptr::null_mut(),
+    link: ns::ble_hs_stop_listener__bindgen_ty_1 {
+        sle_next: ptr::null_mut(),
+    },
+}));
+
+// --- Start-up ---------------------------------------------------------------------------------
+
+extern "C" fn on_sync() {
+    if state() != StackState::WaitingForSync {
+        // A re-sync after a runtime reset: the C module re-selects nothing and raises nothing.
+        return;
+    }
+    // SAFETY: NimBLE calls its sync callback from its host, on the NimBLE thread.
+    let t = unsafe { NimbleThread::new_unchecked() };
+    gap::select_initial_address(t);
+    set_state(StackState::Active);
+    // After the state change, so the handler's GET_SECRET / SET_SECRET reach the script.
+    security::load_our_irk(t);
+}
+
+/// First half of `active(True)`: opens the UART and starts NimBLE. The shim then runs the
+/// scheduler until [`is_active`] or 2 s pass, and calls [`start_finish`].
+///
+/// The caller has already stopped a running stack.
+pub fn start_begin(t: NimbleThread) {
+    set_state(StackState::Starting);
+    npl::reset(t);
+    transport::reset(t);
+    gattc::reset(t);
+    l2cap::reset(t);
+    // If the UART does not open the host never syncs and start-up times out, as in the C module.
+    let _ = port::uart_open(sched::WAKEUP);
+    set_state(StackState::WaitingForSync);
+    // SAFETY: NimBLE's init runs on the NimBLE thread (the token) with the host stopped.
+    unsafe { ns::nimble_port_init() };
+    sys::cfg::with(t, |cfg| cfg.sync_cb = Some(on_sync));
+    security::configure_host(t);
+    sched::request_poll();
+}
+
+/// Second half of `active(True)`, once the host synced (`synced`) or start-up timed out: on
+/// sync, registers the GAP and GATT services; otherwise tears down and reports `TimedOut`.
+pub fn start_finish(t: NimbleThread, synced: bool) -> Result<(), Error> {
+    if !synced || !is_active() {
+        force_off(t);
+        return Err(Error::TimedOut);
+    }
+    // The GAP and GATT services, with the GATT server's value store (spec §14.4).
+    gatts::on_start(t);
+    Ok(())
+}
+
+// --- Shutdown -----------------------------------------------------------------------------------
+
+extern "C" fn on_stopped(_status: c_int, _arg: *mut c_void) {
+    set_state(StackState::Off);
+}
+
+/// First half of `active(False)`. Returns true when the shim must run the scheduler until
+/// [`is_stopped`] (NimBLE is disconnecting peers), false when the stack is already off.
+pub fn stop_begin(t: NimbleThread) -> bool {
+    match state() {
+        StackState::Off => false,
+        StackState::Active => {
+            gap::advertise_stop(t);
+            let _ = gap::scan_stop(t);
+            set_state(StackState::Stopping);
+            // SAFETY: the listener is a static NimBLE may keep until it calls `on_stopped`.
+            let rc = unsafe {
+                ns::ble_hs_stop(STOP_LISTENER.0.get(), Some(on_stopped), ptr::null_mut())
+            };
+            if rc != 0 {
+                set_state(StackState::Off);
+            }
+            state() != StackState::Off
+        }
+        _ => {
+            set_state(StackState::Off);
+            false
+        }
+    }
+}
+
+/// True once the stop has completed.
+pub fn is_stopped() -> bool {
+    state() == StackState::Off
+}
+
+/// Second half of `active(False)`: closes the UART and forgets pending work.
+pub fn stop_finish(t: NimbleThread) {
+    force_off(t);
+}
+
+fn force_off(t: NimbleThread) {
+    set_state(StackState::Off);
+    gatts::on_stop(t);
+    l2cap::reset(t);
+    port::uart_close();
+    npl::reset(t);
+    transport::reset(t);
+}
+
+// --- Poll ---------------------------------------------------------------------------------------
+
+/// One scheduled poll: fire due timers, move UART bytes into the host and run its events.
+pub fn poll(t: NimbleThread) {
+    match state() {
+        StackState::Off | StackState::Starting => return,
+        _ => {}
+    }
+    // Bytes already received came in before any timer that is due now, so they go first: a
+    // scan's last reports must reach the handler before its duration timer ends the scan.
+    npl::set_in_poll(true);
+    let mut budget = POLL_PACKET_BUDGET;
+    let mut caught_up = drain_rx(t, &mut budget);
+    if caught_up {
+        // Only once every earlier byte is in: a due timer must not overtake them.
+        npl::process_callouts(t);
+        npl::run_all_events(t);
+        caught_up = drain_rx(t, &mut budget);
+    }
+    npl::set_in_poll(false);
+    if !caught_up {
+        // The rest in the next poll, so the script runs in between even if the controller
+        // never stops sending.
+        sched::request_poll();
+    }
+    // NimBLE's shared pool may have drained since a send backed off (spec §10).
+    l2cap::check_mem_unstall(t);
+}
+
+/// How many controller packets one poll hands to the host at most.
+const POLL_PACKET_BUDGET: u32 = 64;
+
+/// Hands received packets to the host one at a time, running its events after each, until
+/// the UART is empty (true) or `budget` packets have gone in (false).
+fn drain_rx(t: NimbleThread, budget: &mut u32) -> bool {
+    loop {
+        if *budget == 0 {
+            return false;
+        }
+        let got = transport::pump_rx(t);
+        npl::run_all_events(t);
+        if !got {
+            return true;
+        }
+        *budget -= 1;
+    }
+}
