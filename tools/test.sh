@@ -25,7 +25,7 @@ step() {
 }
 
 header_is_current() {
-    # build.rs regenerates the header; a stale committed copy means ffi.rs changed without it.
+    # build.rs regenerates the header; a stale committed copy means src/ffi/ changed without it.
     git -C "$ROOT" diff --quiet -- micropython_glue/ubluetooth.h 2>/dev/null ||
         { echo "micropython_glue/ubluetooth.h differs from the committed one:"; git -C "$ROOT" diff --stat -- micropython_glue/ubluetooth.h; return 1; }
 }
@@ -35,6 +35,7 @@ fmt_check() {
 }
 
 step "cargo fmt --check" fmt_check
+step "src/ layers: no cycle, every dependency points down" python3 tools/check_layers.py
 step "cargo clippy (x86_64, all targets)" cargo clippy --workspace --all-targets -- -D warnings
 step "cargo clippy ($THUMB, no_std)" cargo clippy --no-default-features --target "$THUMB" -- -D warnings
 step "cargo test (units, syscfg)" cargo test --workspace

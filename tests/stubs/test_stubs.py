@@ -98,8 +98,8 @@ def test_copied_constants_have_the_modules_values():
     names = module_names(stub_tree('bluetooth.pyi'))
     for flag, value in found['flags'].items():
         assert constant(names['_' + flag]) == value, flag
-    # Event numbers, against the Rust core's list (src/events.rs).
-    with open(os.path.join(ROOT, 'src', 'events.rs')) as f:
+    # Event numbers, against the Rust core's list (src/event.rs).
+    with open(os.path.join(ROOT, 'src', 'event.rs')) as f:
         core = dict(re.findall(r'pub const (IRQ_\w+): u16 = (\d+);', f.read()))
     stub = {n[1:]: constant(v) for n, v in names.items() if n.startswith('_IRQ_')}
     assert stub == {n: int(v) for n, v in core.items()}
