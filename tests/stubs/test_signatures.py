@@ -264,6 +264,8 @@ wait_for(17, m)
 
 call('gatts_notify', conn, h)
 call('gatts_notify', conn, h, b'n')
+# No _IRQ_GATTS_INDICATE_DONE to wait for: the peer never subscribed, and NimBLE reports a
+# confirmation only from a subscribed client (ble_gattc_indicate_rx_rsp).
 call('gatts_indicate', conn, h)
 call('gatts_indicate', conn, h, b'i')
 
