@@ -4,7 +4,8 @@
 #   make unix      -> build/unix/micropython
 #   make unix-asan -> build/unix-asan/micropython, AddressSanitizer on (tools/asan.sh tests it)
 #   make qemu      -> build/qemu/firmware.elf: MicroPython's qemu port on an MPS2-AN386 (Cortex-M4F)
-#   make stm32 MICROPY_DIR=<full checkout> BOARD=<board> [UBT_HCI_UART_ID=n] -> build/stm32-<board>/
+#   make stm32 MICROPY_DIR=<full checkout> BOARD=<board> [UBT_HCI_UART_ID=n] [UBT_HCI_UART_FLOW=0]
+#                  -> build/stm32-<board>/
 #   make test      -> every test (what CI runs)
 #   make demo      -> a temperature sensor and a central reading it, over virtual controllers
 #   make aioble    -> aioble's multitests on our firmware (MICROPYTHON_LIB_DIR=<micropython-lib>)
@@ -128,10 +129,12 @@ qemu: deps
 
 # An STM32 board from your full MicroPython checkout (MICROPY_DIR, with lib/stm32lib and the
 # submodules the board needs): MicroPython's own bluetooth off, ours in (UBT_PORT=stm32), the HCI
-# UART named by the board (MICROPY_HW_BLE_UART_ID) or by UBT_HCI_UART_ID=n [UBT_HCI_UART_BAUDRATE=..].
-# The stm32 port builds the Rust archive itself through micropython_glue/micropython.mk.
+# UART named by the board (MICROPY_HW_BLE_UART_ID) or by UBT_HCI_UART_ID=n [UBT_HCI_UART_BAUDRATE=..];
+# UBT_HCI_UART_FLOW=0 for a UART without RTS/CTS pins. The stm32 port builds the Rust archive
+# itself through micropython_glue/micropython.mk.
 STM32_CFLAGS := $(if $(UBT_HCI_UART_ID),-DUBT_HCI_UART_ID=$(UBT_HCI_UART_ID)) \
-	$(if $(UBT_HCI_UART_BAUDRATE),-DUBT_HCI_UART_BAUDRATE=$(UBT_HCI_UART_BAUDRATE))
+	$(if $(UBT_HCI_UART_BAUDRATE),-DUBT_HCI_UART_BAUDRATE=$(UBT_HCI_UART_BAUDRATE)) \
+	$(if $(UBT_HCI_UART_FLOW),-DUBT_HCI_UART_FLOW=$(UBT_HCI_UART_FLOW))
 
 stm32: deps
 	$(if $(BOARD),,$(error name the board: make stm32 BOARD=NUCLEO_F446RE MICROPY_DIR=...))

@@ -2,14 +2,15 @@
 """Runs MicroPython's Bluetooth multitests on our Unix firmware over virtual controllers.
 
     tests/multitest.py [--firmware PATH] [--micropython-dir DIR] [-j N]
-                       [--qemu-instance N] [TEST ...]
+                       [--qemu-instance N] [--tag TAG] [--list] [TEST ...]
 
 Each test gets its own virtual link (tests/harness/vlink.py) with one controller per firmware
 instance, so tests run in parallel without sharing a radio. A TEST is a name from MicroPython's
 tests/multi_bluetooth (e.g. ble_gap_advertise) or a path to a multitest file of ours. With no
-TEST the list in tests/multitests.txt runs; entries marked `alone` run after the others, by
-themselves. Prints one line per test and `N passed, M failed`;
-exits non-zero on any failure.
+TEST the list in tests/multitests.txt runs, or with `--tag TAG` the entries of that list tagged
+TAG (e.g. `--tag gc-stress`; repeated, entries with every tag given). Entries tagged `alone` run
+after the others, by themselves. `--list` prints the selection and runs nothing. Prints one
+line per test and `N passed, M failed`; exits non-zero on any failure.
 """
 
 from __future__ import annotations
@@ -30,6 +31,16 @@ VENV_PYTHON = ROOT / ".cache" / "venv" / "bin" / "python"
 VLINK = ROOT / "tests" / "harness" / "vlink.py"
 DEFAULT_LIST = ROOT / "tests" / "multitests.txt"
 TEST_TIMEOUT_S = 300
+
+
+def read_list(path: Path) -> list[tuple[str, set[str]]]:
+    """tests/multitests.txt: one test per line, then its tags; `#` starts a comment."""
+    entries = []
+    for line in path.read_text().splitlines():
+        words = line.split("#")[0].split()
+        if words:
+            entries.append((words[0], set(words[1:])))
+    return entries
 
 
 def instance_count(test: Path) -> int:
@@ -186,18 +197,32 @@ def main() -> int:
         help="run instance N on the Cortex-M4F firmware in qemu (make qemu), the others on Unix",
     )
     ap.add_argument("--qemu-firmware", default=str(ROOT / "build" / "qemu" / "firmware.elf"))
+    ap.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        help="run the entries of tests/multitests.txt with this tag (repeatable: all of them)",
+    )
+    ap.add_argument("--list", action="store_true", help="print the selected tests, run nothing")
     ap.add_argument("tests", nargs="*")
     args = ap.parse_args()
 
     micropython_dir = Path(args.micropython_dir).resolve()
+    if args.tests and args.tag:
+        ap.error("name tests or select them with --tag, not both")
     if args.tests:
         entries = [(n, False) for n in args.tests]
     else:
-        entries = []
-        for line in DEFAULT_LIST.read_text().splitlines():
-            words = line.split("#")[0].split()
-            if words:
-                entries.append((words[0], words[1:] == ["alone"]))
+        listed = read_list(DEFAULT_LIST)
+        known = set().union(*(tags for _, tags in listed))
+        unknown = sorted(set(args.tag) - known)
+        if unknown:
+            ap.error(f"no entry of {DEFAULT_LIST.name} has the tag(s) {', '.join(unknown)}")
+        entries = [(n, "alone" in tags) for n, tags in listed if set(args.tag) <= tags]
+    if args.list:
+        for name, alone in entries:
+            print(name + (" alone" if alone else ""))
+        return 0
     tests = [(resolve(n, micropython_dir), alone) for n, alone in entries]
     missing = [str(t) for t, _ in tests if not t.exists()]
     if missing:

@@ -6,7 +6,8 @@
 # the C glue and NimBLE (attribute values, notifications, L2CAP SDUs, discovery results) over
 # real HCI traffic, which the cargo tests and the fuzzer (tools/fuzz.sh) only see in part.
 #
-#   tools/asan.sh                   build (incremental) and run the default list below
+#   tools/asan.sh                   build (incremental) and run the multitests tagged `asan`
+#                                   in tests/multitests.txt
 #   tools/asan.sh ble_mtu ...       build and run only these multitests
 #
 # What is instrumented (`make unix-asan`, build/unix-asan/micropython): MicroPython, our glue
@@ -63,8 +64,6 @@ chmod 755 "$WRAPPER"
 
 tests=("$@")
 if [ ${#tests[@]} -eq 0 ]; then
-    tests=(ble_characteristic ble_descriptor ble_gatt_data_transfer ble_subscribe
-        ble_gattc_discover_services ble_irq_calls ble_mtu ble_gap_connect ble_gap_pair
-        perf_gatt_notify ble_l2cap tests/multi/ble_gatt_extras.py)
+    tests=(--tag asan)
 fi
 exec "$VENV_PY" tests/multitest.py --firmware "$WRAPPER" -j 2 "${tests[@]}"

@@ -49,11 +49,11 @@ qemu_firmware() {
         { tail -30 "$ROOT/build/qemu.log"; echo "make qemu failed; the log is build/qemu.log"; return 1; }
     tail -3 "$ROOT/build/qemu.log" | grep -E 'firmware.elf' || true
     "$VENV_PY" -m pytest -q tests/qemu || return 1
-    # MicroPython's multitests with one instance on the emulated Cortex-M4F, in either role.
-    # One at a time: qemu's guest busy-waits on its console and takes a core.
-    local tests=(ble_gap_advertise ble_gap_connect ble_characteristic ble_gatt_data_transfer ble_subscribe)
-    "$VENV_PY" tests/multitest.py -j 1 --qemu-instance 0 "${tests[@]}" &&
-        "$VENV_PY" tests/multitest.py -j 1 --qemu-instance 1 "${tests[@]}"
+    # The multitests tagged `qemu` in tests/multitests.txt with one instance on the emulated
+    # Cortex-M4F, in either role. One at a time: qemu's guest busy-waits on its console and
+    # takes a core.
+    "$VENV_PY" tests/multitest.py -j 1 --qemu-instance 0 --tag qemu &&
+        "$VENV_PY" tests/multitest.py -j 1 --qemu-instance 1 --tag qemu
 }
 step "Cortex-M4F firmware under qemu (make qemu, tests/qemu)" qemu_firmware
 step "fuzz: H4 framing and the controller-to-host path (${FUZZ_SECONDS:-30} s each)" bash tools/fuzz.sh
@@ -65,9 +65,7 @@ step "docs: every name documented, links and paths resolve" "$VENV_PY" -m pytest
 step "examples" "$VENV_PY" -m pytest -q tests/examples
 step "MicroPython multitests" "$VENV_PY" tests/multitest.py
 step "GATT/L2CAP multitests with gc.collect() in every handler and a 48 KiB heap" \
-    "$VENV_PY" tests/multitest.py --gc-stress 48k ble_characteristic ble_descriptor \
-    ble_gatt_data_transfer ble_subscribe ble_gattc_discover_services ble_irq_calls ble_mtu \
-    perf_gatt_notify perf_gatt_char_write ble_l2cap tests/multi/ble_gatt_extras.py
+    "$VENV_PY" tests/multitest.py --gc-stress 48k --tag gc-stress
 step "GATT/L2CAP multitests on an AddressSanitizer build (invalid accesses, leaks)" bash tools/asan.sh
 
 printf '\n=== summary\n'

@@ -4,8 +4,10 @@
 // UBT_PORT=stm32 (micropython_glue/micropython.mk), with MicroPython's own bluetooth off.
 //
 // The HCI UART is the board's MICROPY_HW_BLE_UART_ID at MICROPY_HW_BLE_UART_BAUDRATE (boards with
-// a radio module, such as PYBD_SF6, name them), or UBT_HCI_UART_ID / UBT_HCI_UART_BAUDRATE given
-// on the command line for an external HCI-UART controller. Received bytes go into the driver's
+// a radio module name them), or UBT_HCI_UART_ID / UBT_HCI_UART_BAUDRATE given on the command line
+// for an external HCI-UART controller; UBT_HCI_UART_FLOW=0 turns RTS/CTS off. Nothing here powers
+// up or loads firmware into an on-board radio (PYBD's CYW43 needs that), so today only external
+// controllers work. Received bytes go into the driver's
 // ring buffer from its RX interrupt; a 1 ms soft timer (PendSV level) asks the core for a poll
 // whenever bytes are waiting or a NimBLE timer is due, and the poll runs from the scheduler.
 
@@ -36,10 +38,16 @@
 #endif
 #endif
 
-// H4 needs hardware flow control at these rates; set UBT_HCI_UART_FLOW=0 for a controller
-// wired without RTS/CTS.
+// H4 needs hardware flow control at these rates: RTS/CTS are on unless UBT_HCI_UART_FLOW=0. The
+// driver only routes RTS/CTS to pins the board names (MICROPY_HW_UARTn_RTS/_CTS); on a UART
+// without them (e.g. UART6 of NUCLEO_F446RE) flow control must be off, and the controller's too.
 #ifndef UBT_HCI_UART_FLOW
-#define UBT_HCI_UART_FLOW (UART_HWCONTROL_RTS | UART_HWCONTROL_CTS)
+#define UBT_HCI_UART_FLOW (1)
+#endif
+#if UBT_HCI_UART_FLOW
+#define UBT_HCI_UART_FLOW_BITS (UART_HWCONTROL_RTS | UART_HWCONTROL_CTS)
+#else
+#define UBT_HCI_UART_FLOW_BITS (UART_HWCONTROL_NONE)
 #endif
 
 // The driver's receive ring: a few full-size HCI packets.
@@ -72,7 +80,7 @@ int32_t ubt_port_hci_uart_open(void) {
     // The driver's RX interrupt looks the object up here.
     MP_STATE_PORT(machine_uart_obj_all)[UBT_HCI_UART_ID - 1] = &ubt_hci_uart;
     if (!uart_init(&ubt_hci_uart, UBT_HCI_UART_BAUDRATE, UART_WORDLENGTH_8B, UART_PARITY_NONE,
-        UART_STOPBITS_1, UBT_HCI_UART_FLOW)) {
+        UART_STOPBITS_1, UBT_HCI_UART_FLOW_BITS)) {
         return -1;
     }
     uart_set_rxbuf(&ubt_hci_uart, sizeof(ubt_hci_rx_buf), ubt_hci_rx_buf);

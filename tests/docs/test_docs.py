@@ -19,7 +19,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DOCS = [os.path.join('docs', f) for f in sorted(os.listdir(os.path.join(ROOT, 'docs'))) if f.endswith('.md')]
-PAGES = ['README.md'] + DOCS
+PAGES = ['README.md'] + DOCS + ['ports/stm32/README.md']
 
 
 def read(rel: str) -> str:
