@@ -109,9 +109,26 @@ size_t ubt_port_hci_uart_read(uint8_t *buf, size_t len) {
     return n;
 }
 
+// The HCI command wait. Rust and NimBLE frames are live below it, so it must not run what the
+// driver's uart_rx_wait runs between checks (MICROPY_EVENT_POLL_HOOK: pending exceptions and
+// scheduled Python, which would longjmp through them). It sleeps until the next interrupt
+// instead: the UART's RX, or SysTick within a millisecond. A Ctrl-C meanwhile (the REPL UART's
+// or USB's interrupt handler) only leaves a pending KeyboardInterrupt, which the VM raises
+// after the Rust call has returned.
 void ubt_port_hci_uart_wait_rx(uint32_t timeout_ms) {
-    if (ubt_uart_open) {
-        uart_rx_wait(&ubt_hci_uart, timeout_ms);
+    uint32_t t0 = mp_hal_ticks_ms();
+    while (ubt_uart_open && mp_hal_ticks_ms() - t0 < timeout_ms) {
+        // Checked with interrupts masked: a byte arriving between the check and the WFI still
+        // wakes it (a pending interrupt ends WFI even while masked) and is handled on unmasking.
+        uint32_t irq_state = disable_irq();
+        bool ready = uart_rx_any(&ubt_hci_uart) > 0;
+        if (!ready) {
+            __WFI();
+        }
+        enable_irq(irq_state);
+        if (ready) {
+            return;
+        }
     }
 }
 
