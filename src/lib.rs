@@ -36,16 +36,11 @@ pub fn abort() -> ! {
     #[cfg(feature = "std")]
     std::process::abort();
     #[cfg(not(feature = "std"))]
-    loop {
-        core::hint::spin_loop();
-    }
+    panic::fatal(b"ubluetooth: abort")
 }
 
-#[cfg(all(not(feature = "std"), not(test)))]
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo) -> ! {
-    abort()
-}
+#[cfg(not(feature = "std"))]
+mod panic;
 
 /// NimBLE's heap (GATT server tables) on Unix: the C allocator, which the GC never sweeps and
 /// which holds no Python objects (design rule 3).

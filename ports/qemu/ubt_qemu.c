@@ -12,6 +12,7 @@
 //   loops don't wait for the next tick.
 // - Ctrl-C: the HCI command wait never runs that hook (Rust frames are below it); it notices a
 //   Ctrl-C on the console and leaves a pending KeyboardInterrupt for the VM (see below).
+// - Panics in the Rust core: ubt_port_fatal prints the message and resets the board.
 // - Soft reset: the stack is stopped and the heap the reset swept is forgotten (see below).
 // - The FPU: hard-float code needs it on before the first floating-point instruction; the port's
 //   start-up code doesn't, so the link wraps its first call (mp_semihosting_init).
@@ -303,3 +304,49 @@ void __wrap_SysTick_Handler(void) {
     ubt_qemu_event_hook();
 }
 
+// --- Fatal errors --------------------------------------------------------------------------------
+
+#define UBT_AIRCR (*(volatile uint32_t *)0xE000ED0C)
+#define UBT_AIRCR_VECTKEY (0x05FAu << 16)
+#define UBT_AIRCR_SYSRESETREQ (1u << 2)
+
+// A panic or abort in the Rust core (src/panic.rs): the message on the console, then a system
+// reset, which QEMU's mps2 machine turns into a reboot (the port's own exit() would end QEMU
+// instead, and a board can't do that). Writes the UART directly: nothing here may raise or
+// wait for an interrupt.
+NORETURN void ubt_port_fatal(const char *msg, size_t len);
+
+NORETURN void ubt_port_fatal(const char *msg, size_t len) {
+    __asm volatile ("cpsid i" ::: "memory");
+    mp_hal_stdout_tx_strn("\r\nFATAL ERROR:\r\n", 16);
+    mp_hal_stdout_tx_strn(msg, len);
+    mp_hal_stdout_tx_strn("\r\n", 2);
+    __asm volatile ("dsb" ::: "memory");
+    UBT_AIRCR = UBT_AIRCR_VECTKEY | UBT_AIRCR_SYSRESETREQ;
+    __asm volatile ("dsb" ::: "memory");
+    for (;;) {
+    }
+}
+
+#if UBT_PANIC_TEST
+// Only in the panic test's firmware (make qemu-panic-test, tests/qemu): makes the core panic.
+NORETURN void ubt_test_panic(uint32_t code);
+
+static mp_obj_t ubt_panic_test_panic(mp_obj_t code_in) {
+    ubt_test_panic((uint32_t)mp_obj_get_int(code_in));
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(ubt_panic_test_panic_obj, ubt_panic_test_panic);
+
+static const mp_rom_map_elem_t ubt_panic_test_globals_table[] = {
+    { MP_ROM_QSTR(MP_QSTR___name__), MP_ROM_QSTR(MP_QSTR__ubt_panic_test) },
+    { MP_ROM_QSTR(MP_QSTR_panic), MP_ROM_PTR(&ubt_panic_test_panic_obj) },
+};
+static MP_DEFINE_CONST_DICT(ubt_panic_test_globals, ubt_panic_test_globals_table);
+
+const mp_obj_module_t ubt_panic_test_module = {
+    .base = { &mp_type_module },
+    .globals = (mp_obj_dict_t *)&ubt_panic_test_globals,
+};
+
+MP_REGISTER_MODULE(MP_QSTR__ubt_panic_test, ubt_panic_test_module);
+#endif

@@ -8,6 +8,7 @@
 // on the command line for an external HCI-UART controller. Received bytes go into the driver's
 // ring buffer from its RX interrupt; a 1 ms soft timer (PendSV level) asks the core for a poll
 // whenever bytes are waiting or a NimBLE timer is due, and the poll runs from the scheduler.
+// A panic in the core prints its message and resets the board (ubt_port_fatal).
 
 #include <stdint.h>
 
@@ -130,6 +131,23 @@ void ubt_port_hci_uart_wait_rx(uint32_t timeout_ms) {
             return;
         }
     }
+}
+
+// --- Fatal errors --------------------------------------------------------------------------------
+
+// A panic or abort in the Rust core (src/panic.rs): the message on the console as the port's
+// fatal errors print it, then a reset, so the board comes back rather than hanging. The reset
+// waits a moment first (a counted delay: interrupts may be off, so no tick) for a USB console to
+// send the message out.
+NORETURN void ubt_port_fatal(const char *msg, size_t len);
+
+NORETURN void ubt_port_fatal(const char *msg, size_t len) {
+    mp_hal_stdout_tx_strn("\r\nFATAL ERROR:\r\n", 16);
+    mp_hal_stdout_tx_strn(msg, len);
+    mp_hal_stdout_tx_strn("\r\n", 2);
+    for (volatile uint32_t delay = 0; delay < 10000000; ++delay) {
+    }
+    NVIC_SystemReset();
 }
 
 // --- Soft reset ----------------------------------------------------------------------------------

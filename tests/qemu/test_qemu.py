@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -31,6 +32,8 @@ sys.path.insert(0, os.path.join(ROOT, 'tests'))
 from multitest import qemu_command  # noqa: E402
 
 FIRMWARE = os.path.join(ROOT, 'build', 'qemu', 'firmware.elf')
+# The same firmware with a way to make the core panic (make qemu-panic-test).
+PANIC_FIRMWARE = os.path.join(ROOT, 'build', 'qemu-panic-test', 'firmware.elf')
 STEP_S = 30.0
 
 # Busy-waits (the board has no `time` module) until `cond()` or `n` rounds; the host keeps
@@ -272,3 +275,33 @@ async def test_ctrl_c_during_an_hci_command_wait_is_raised_after_the_call():
                     proc.kill()
                 await proc.wait()
 
+
+@run_async(120)
+async def test_a_panic_in_the_core_prints_its_message_and_resets_the_board():
+    """The panic test's firmware makes the core panic on request: the panic message comes out
+    on the console, then the board resets and boots to MicroPython's REPL again. The normal
+    firmware has no such hook."""
+    assert os.path.exists(PANIC_FIRMWARE), f'{PANIC_FIRMWARE} is missing: run make qemu-panic-test'
+    symbols = subprocess.run(['arm-none-eabi-nm', FIRMWARE], check=True, capture_output=True,
+                             text=True).stdout
+    assert 'ubt_test_panic' not in symbols and 'ubt_port_fatal' in symbols
+    async with VLink(count=1) as link:
+        proc = await start_qemu(link, PANIC_FIRMWARE)
+        try:
+            repl = RawRepl(proc)
+            await repl.enter()
+            assert await repl.run('import _ubt_panic_test\nprint("ready")') == 'ready\n'
+            repl.start('_ubt_panic_test.panic(1234)')
+            await repl.read_until(b'OK')
+            await repl.read_until(b'FATAL ERROR:\r\n')
+            message = await repl.read_until(b'test panic 1234\r\n')
+            assert message.startswith(b'ubluetooth panicked at src/panic.rs:'), message
+            # The reset: a fresh boot's banner and prompt, and a working REPL.
+            await repl.read_until(b'MicroPython ')
+            await repl.read_until(b'Type "help()" for more information.\r\n>>> ')
+            await repl.enter()
+            assert await repl.run('import bluetooth\nprint(bluetooth.BLE().active())') == 'False\n'
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+            await proc.wait()
