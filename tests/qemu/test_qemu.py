@@ -305,3 +305,33 @@ async def test_a_panic_in_the_core_prints_its_message_and_resets_the_board():
             if proc.returncode is None:
                 proc.kill()
             await proc.wait()
+
+
+@run_async(120)
+async def test_an_irq_handler_exception_that_fails_to_print_stays_in_the_glue():
+    """The handler raises an exception whose __repr__ raises too: printing it runs Python
+    with Rust frames below, so the glue catches that second exception as well. The stack
+    carries on (before, it escaped through the Rust frames and start-up failed)."""
+    assert os.path.exists(FIRMWARE), f'{FIRMWARE} is missing: run make qemu'
+    async with VLink(count=1) as link:
+        proc = await start_qemu(link)
+        try:
+            repl = RawRepl(proc)
+            await repl.enter()
+            out = await repl.run(
+                'import bluetooth\n'
+                'ble = bluetooth.BLE()\n'
+                'class Unprintable(Exception):\n'
+                '    def __repr__(self):\n'
+                '        raise ValueError("no repr")\n'
+                'def irq(event, data):\n'
+                '    raise Unprintable()\n'
+                'ble.irq(irq)\n'
+                'print(ble.active(True))\n'  # start-up asks the handler for secrets
+                'print(ble.active(False))\n')
+            assert '(exception while printing the exception)\n' in out, out
+            assert out.endswith('True\nFalse\n'), out
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+            await proc.wait()
