@@ -4,6 +4,7 @@
 #   make unix      -> build/unix/micropython
 #   make unix-asan -> build/unix-asan/micropython, AddressSanitizer on (tools/asan.sh tests it)
 #   make qemu      -> build/qemu/firmware.elf: MicroPython's qemu port on an MPS2-AN386 (Cortex-M4F)
+#   make qemu-panic-test -> build/qemu-panic-test/firmware.elf: the same with a panic hook (tests only)
 #   make stm32 MICROPY_DIR=<full checkout> BOARD=<board> [UBT_HCI_UART_ID=n] [UBT_HCI_UART_FLOW=0]
 #                  -> build/stm32-<board>/
 #   make test      -> every test (what CI runs)
@@ -33,7 +34,7 @@ NO_MPY_LIB := $(ROOT)/build/no-micropython-lib
 UNIX_MAKE_FLAGS += MPY_LIB_DIR=$(NO_MPY_LIB)
 endif
 
-.PHONY: all deps unix rust test demo aioble clean qemu stm32
+.PHONY: all deps unix rust test demo aioble clean qemu qemu-panic-test stm32
 
 all: unix
 
@@ -113,19 +114,28 @@ bench: unix
 THUMB := thumbv7em-none-eabihf
 QEMU_BUILD := $(ROOT)/build/qemu
 QEMU_BOARD_DIR := $(ROOT)/ports/qemu/boards/MPS2_AN386
-QEMU_UBT_LIB := $(QEMU_BUILD)/libubluetooth.a
 QEMU_CPU_FLAGS := -mthumb -mcpu=cortex-m4 -mfloat-abi=hard -mfpu=fpv4-sp-d16
 
-qemu: deps
-	cd $(ROOT) && cargo rustc --release --lib --crate-type staticlib --no-default-features --target $(THUMB)
-	mkdir -p $(QEMU_BUILD)
+# $(call qemu_firmware,BUILD FOLDER,EXTRA CARGO FLAGS,EXTRA CFLAGS)
+define qemu_firmware
+	cd $(ROOT) && cargo rustc --release --lib --crate-type staticlib --no-default-features $(2) --target $(THUMB)
+	mkdir -p $(1)
 	arm-none-eabi-objcopy --remove-section='.ARM.exidx*' --remove-section='.ARM.extab*' \
-		$(ROOT)/target/$(THUMB)/release/libubluetooth.a $(QEMU_UBT_LIB).tmp
-	cmp -s $(QEMU_UBT_LIB).tmp $(QEMU_UBT_LIB) && rm $(QEMU_UBT_LIB).tmp || mv $(QEMU_UBT_LIB).tmp $(QEMU_UBT_LIB)
+		$(ROOT)/target/$(THUMB)/release/libubluetooth.a $(1)/libubluetooth.a.tmp
+	cmp -s $(1)/libubluetooth.a.tmp $(1)/libubluetooth.a && rm $(1)/libubluetooth.a.tmp || mv $(1)/libubluetooth.a.tmp $(1)/libubluetooth.a
 	$(MAKE) -C $(MICROPY_DIR)/ports/qemu -j$(JOBS) BOARD=MPS2_AN386 BOARD_DIR=$(QEMU_BOARD_DIR) \
-		BUILD=$(QEMU_BUILD) USER_C_MODULES=$(ROOT) UBT_SKIP_CARGO=1 UBT_LIB=$(QEMU_UBT_LIB) \
-		CROSS_COMPILE=arm-none-eabi- FROZEN_MANIFEST= \
-		LIBS="$(QEMU_UBT_LIB) $$(arm-none-eabi-gcc $(QEMU_CPU_FLAGS) -print-libgcc-file-name)"
+		BUILD=$(1) USER_C_MODULES=$(ROOT) UBT_SKIP_CARGO=1 UBT_LIB=$(1)/libubluetooth.a \
+		CROSS_COMPILE=arm-none-eabi- FROZEN_MANIFEST= CFLAGS_EXTRA="$(3)" \
+		LIBS="$(1)/libubluetooth.a $$(arm-none-eabi-gcc $(QEMU_CPU_FLAGS) -print-libgcc-file-name)"
+endef
+
+qemu: deps
+	$(call qemu_firmware,$(QEMU_BUILD),,)
+
+# Only for tests/qemu's panic test: the same firmware in its own folder, with a way for a script
+# to make the core panic (the crate's `panic-test` feature, the _ubt_panic_test module).
+qemu-panic-test: deps
+	$(call qemu_firmware,$(ROOT)/build/qemu-panic-test,--features panic-test,-DUBT_PANIC_TEST=1)
 
 # An STM32 board from your full MicroPython checkout (MICROPY_DIR, with lib/stm32lib and the
 # submodules the board needs): MicroPython's own bluetooth off, ours in (UBT_PORT=stm32), the HCI

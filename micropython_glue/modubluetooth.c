@@ -224,6 +224,18 @@ static mp_obj_t ubt_irq_arg_to_obj(ubt_ble_obj_t *ble, const ubt_irq_arg_t *arg,
     }
 }
 
+// Printing an exception runs Python when its class (or an argument's) defines __repr__, and that
+// can raise in turn (or a Ctrl-C can land there): caught here, as Rust frames are below.
+static void ubt_print_exception(mp_obj_t exc) {
+    nlr_buf_t nlr;
+    if (nlr_push(&nlr) == 0) {
+        mp_obj_print_exception(MICROPY_ERROR_PRINTER, exc);
+        nlr_pop();
+    } else {
+        mp_printf(MICROPY_ERROR_PRINTER, "\n(exception while printing the exception)\n");
+    }
+}
+
 // Calls the handler as handler(event, tuple). Never lets an exception escape: on error it
 // prints it, as the C module does, and removes the handler.
 ubt_irq_result_t ubt_glue_irq(uint16_t event, const ubt_irq_arg_t *args, size_t n_args,
@@ -283,7 +295,7 @@ ubt_irq_result_t ubt_glue_irq(uint16_t event, const ubt_irq_arg_t *args, size_t 
     } else {
         ble->irq_handler = mp_const_none;
         mp_printf(MICROPY_ERROR_PRINTER, "Unhandled exception in IRQ callback handler\n");
-        mp_obj_print_exception(MICROPY_ERROR_PRINTER, MP_OBJ_FROM_PTR(nlr.ret_val));
+        ubt_print_exception(MP_OBJ_FROM_PTR(nlr.ret_val));
     }
     // The data behind the memoryviews belongs to the caller: empty any view the handler kept.
     for (size_t i = 0; i < n_args; ++i) {

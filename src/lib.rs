@@ -43,23 +43,6 @@ pub mod uuid;
 #[cfg(test)]
 mod test_support;
 
-/// Stops the program: used where continuing would corrupt NimBLE's state.
-#[cold]
-pub fn abort() -> ! {
-    #[cfg(feature = "std")]
-    std::process::abort();
-    #[cfg(not(feature = "std"))]
-    loop {
-        core::hint::spin_loop();
-    }
-}
-
-#[cfg(all(not(feature = "std"), not(test)))]
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo) -> ! {
-    abort()
-}
-
 /// NimBLE's heap (GATT server tables) on Unix: the C allocator, which the GC never sweeps and
 /// which holds no Python objects (design rule 3).
 #[cfg(feature = "unix")]

@@ -28,7 +28,7 @@ LAYERS = [
 RANK = {m: i for i, layer in enumerate(LAYERS) for m in layer}
 # The crate root holds the module list, the allocator and abort(); test support sits outside
 # the layers, as the stand-in for the firmware.
-OUTSIDE = {"lib", "test_support", "testing", "panic"}
+OUTSIDE = {"lib", "test_support", "testing"}
 
 SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
 

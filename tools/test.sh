@@ -48,6 +48,9 @@ qemu_firmware() {
     make -C "$ROOT" --no-print-directory qemu >"$ROOT/build/qemu.log" 2>&1 ||
         { tail -30 "$ROOT/build/qemu.log"; echo "make qemu failed; the log is build/qemu.log"; return 1; }
     tail -3 "$ROOT/build/qemu.log" | grep -E 'firmware.elf' || true
+    # The panic test's own firmware (a panic hook, never in the one above).
+    make -C "$ROOT" --no-print-directory qemu-panic-test >"$ROOT/build/qemu-panic-test.log" 2>&1 ||
+        { tail -30 "$ROOT/build/qemu-panic-test.log"; echo "make qemu-panic-test failed; the log is build/qemu-panic-test.log"; return 1; }
     "$VENV_PY" -m pytest -q tests/qemu || return 1
     # The multitests tagged `qemu` in tests/multitests.txt with one instance on the emulated
     # Cortex-M4F, in either role. One at a time: qemu's guest busy-waits on its console and

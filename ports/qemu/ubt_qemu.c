@@ -10,6 +10,9 @@
 //   whenever a byte is waiting or a NimBLE timer is due, so the host runs while a script computes,
 //   busy-waits or sits at the REPL. MicroPython's event hook (ubt_qemu_hooks.h) asks too, so wait
 //   loops don't wait for the next tick.
+// - Ctrl-C: the HCI command wait never runs that hook (Rust frames are below it); it notices a
+//   Ctrl-C on the console and leaves a pending KeyboardInterrupt for the VM (see below).
+// - Panics in the Rust core: ubt_port_fatal prints the message and resets the board.
 // - Soft reset: the stack is stopped and the heap the reset swept is forgotten (see below).
 // - The FPU: hard-float code needs it on before the first floating-point instruction; the port's
 //   start-up code doesn't, so the link wraps its first call (mp_semihosting_init).
@@ -183,6 +186,35 @@ const mp_obj_module_t ubt_time_module = {
 
 MP_REGISTER_MODULE(MP_QSTR_time, ubt_time_module);
 
+// --- Console Ctrl-C ------------------------------------------------------------------------------
+
+// The port reads its console (CMSDK UART0) only when the REPL or sys.stdin asks for a key, so a
+// Ctrl-C typed while a script runs is seen by nothing. The HCI wait below looks for it: bytes
+// it reads that are not the interrupt character are kept here, in order, and handed to the
+// port's reader first (the UART has no way to peek at a byte without taking it).
+#define UBT_CONSOLE ((ubt_cmsdk_uart_t *)0x40004000)
+#define UBT_CONSOLE_HELD_LEN (64)
+
+static uint8_t ubt_console_held[UBT_CONSOLE_HELD_LEN];
+static size_t ubt_console_held_head;
+static size_t ubt_console_held_len;
+
+// While a script runs (pyexec sets mp_interrupt_char only then), moves waiting console bytes
+// aside and turns the interrupt character into a pending KeyboardInterrupt. Never raises.
+static void ubt_console_take_interrupt(void) {
+    while (mp_interrupt_char >= 0 && ubt_console_held_len < UBT_CONSOLE_HELD_LEN
+           && (UBT_CONSOLE->state & UBT_UART_STATE_RX_FULL)) {
+        uint8_t c = (uint8_t)UBT_CONSOLE->data;
+        if (c == mp_interrupt_char) {
+            mp_sched_keyboard_interrupt();
+        } else {
+            size_t tail = (ubt_console_held_head + ubt_console_held_len) % UBT_CONSOLE_HELD_LEN;
+            ubt_console_held[tail] = c;
+            ++ubt_console_held_len;
+        }
+    }
+}
+
 // --- HCI UART ------------------------------------------------------------------------------------
 
 static bool ubt_uart_open;
@@ -225,10 +257,14 @@ size_t ubt_port_hci_uart_read(uint8_t *buf, size_t len) {
     return n;
 }
 
+// The HCI command wait: Rust and NimBLE frames are live below it, so it runs nothing that can
+// raise (no event hook, no scheduler). A Ctrl-C typed meanwhile only becomes a pending
+// KeyboardInterrupt, which the VM raises at its next branch, after the Rust call has returned.
 void ubt_port_hci_uart_wait_rx(uint32_t timeout_ms) {
     mp_uint_t t0 = mp_hal_ticks_ms();
     while (ubt_uart_open && !(UBT_HCI_UART->state & UBT_UART_STATE_RX_FULL)
            && mp_hal_ticks_ms() - t0 < timeout_ms) {
+        ubt_console_take_interrupt();
     }
 }
 
@@ -240,12 +276,18 @@ void ubt_qemu_event_hook(void) {
 
 // The port waits for console input by spinning on uart_rx_chr, running nothing else, so a script
 // blocked in sys.stdin.readline() (multitest.wait does that) got no events until a key came.
-// The link wraps the call: while no key is waiting, scheduled work runs, as MICROPY_EVENT_POLL_HOOK
-// does in other ports' input loops.
+// The link wraps the call: keys the HCI wait set aside come first; while no key is waiting,
+// scheduled work runs, as MICROPY_EVENT_POLL_HOOK does in other ports' input loops.
 int __real_uart_rx_chr(void);
 int __wrap_uart_rx_chr(void);
 
 int __wrap_uart_rx_chr(void) {
+    if (ubt_console_held_len > 0) {
+        int held = ubt_console_held[ubt_console_held_head];
+        ubt_console_held_head = (ubt_console_held_head + 1) % UBT_CONSOLE_HELD_LEN;
+        --ubt_console_held_len;
+        return held;
+    }
     int c = __real_uart_rx_chr();
     if (c < 0) {
         mp_handle_pending(true);
@@ -261,3 +303,50 @@ void __wrap_SysTick_Handler(void);
 void __wrap_SysTick_Handler(void) {
     ubt_qemu_event_hook();
 }
+
+// --- Fatal errors --------------------------------------------------------------------------------
+
+#define UBT_AIRCR (*(volatile uint32_t *)0xE000ED0C)
+#define UBT_AIRCR_VECTKEY (0x05FAu << 16)
+#define UBT_AIRCR_SYSRESETREQ (1u << 2)
+
+// A panic or abort in the Rust core (src/panic.rs): the message on the console, then a system
+// reset, which QEMU's mps2 machine turns into a reboot (the port's own exit() would end QEMU
+// instead, and a board can't do that). Writes the UART directly: nothing here may raise or
+// wait for an interrupt.
+NORETURN void ubt_port_fatal(const char *msg, size_t len);
+
+NORETURN void ubt_port_fatal(const char *msg, size_t len) {
+    __asm volatile ("cpsid i" ::: "memory");
+    mp_hal_stdout_tx_strn("\r\nFATAL ERROR:\r\n", 16);
+    mp_hal_stdout_tx_strn(msg, len);
+    mp_hal_stdout_tx_strn("\r\n", 2);
+    __asm volatile ("dsb" ::: "memory");
+    UBT_AIRCR = UBT_AIRCR_VECTKEY | UBT_AIRCR_SYSRESETREQ;
+    __asm volatile ("dsb" ::: "memory");
+    for (;;) {
+    }
+}
+
+#if UBT_PANIC_TEST
+// Only in the panic test's firmware (make qemu-panic-test, tests/qemu): makes the core panic.
+NORETURN void ubt_test_panic(uint32_t code);
+
+static mp_obj_t ubt_panic_test_panic(mp_obj_t code_in) {
+    ubt_test_panic((uint32_t)mp_obj_get_int(code_in));
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(ubt_panic_test_panic_obj, ubt_panic_test_panic);
+
+static const mp_rom_map_elem_t ubt_panic_test_globals_table[] = {
+    { MP_ROM_QSTR(MP_QSTR___name__), MP_ROM_QSTR(MP_QSTR__ubt_panic_test) },
+    { MP_ROM_QSTR(MP_QSTR_panic), MP_ROM_PTR(&ubt_panic_test_panic_obj) },
+};
+static MP_DEFINE_CONST_DICT(ubt_panic_test_globals, ubt_panic_test_globals_table);
+
+const mp_obj_module_t ubt_panic_test_module = {
+    .base = { &mp_type_module },
+    .globals = (mp_obj_dict_t *)&ubt_panic_test_globals,
+};
+
+MP_REGISTER_MODULE(MP_QSTR__ubt_panic_test, ubt_panic_test_module);
+#endif

@@ -10,6 +10,7 @@
 // controllers work. Received bytes go into the driver's
 // ring buffer from its RX interrupt; a 1 ms soft timer (PendSV level) asks the core for a poll
 // whenever bytes are waiting or a NimBLE timer is due, and the poll runs from the scheduler.
+// A panic in the core prints its message and resets the board (ubt_port_fatal).
 
 #include <stdint.h>
 
@@ -117,10 +118,44 @@ size_t ubt_port_hci_uart_read(uint8_t *buf, size_t len) {
     return n;
 }
 
+// The HCI command wait. Rust and NimBLE frames are live below it, so it must not run what the
+// driver's uart_rx_wait runs between checks (MICROPY_EVENT_POLL_HOOK: pending exceptions and
+// scheduled Python, which would longjmp through them). It sleeps until the next interrupt
+// instead: the UART's RX, or SysTick within a millisecond. A Ctrl-C meanwhile (the REPL UART's
+// or USB's interrupt handler) only leaves a pending KeyboardInterrupt, which the VM raises
+// after the Rust call has returned.
 void ubt_port_hci_uart_wait_rx(uint32_t timeout_ms) {
-    if (ubt_uart_open) {
-        uart_rx_wait(&ubt_hci_uart, timeout_ms);
+    uint32_t t0 = mp_hal_ticks_ms();
+    while (ubt_uart_open && mp_hal_ticks_ms() - t0 < timeout_ms) {
+        // Checked with interrupts masked: a byte arriving between the check and the WFI still
+        // wakes it (a pending interrupt ends WFI even while masked) and is handled on unmasking.
+        uint32_t irq_state = disable_irq();
+        bool ready = uart_rx_any(&ubt_hci_uart) > 0;
+        if (!ready) {
+            __WFI();
+        }
+        enable_irq(irq_state);
+        if (ready) {
+            return;
+        }
     }
+}
+
+// --- Fatal errors --------------------------------------------------------------------------------
+
+// A panic or abort in the Rust core (src/panic.rs): the message on the console as the port's
+// fatal errors print it, then a reset, so the board comes back rather than hanging. The reset
+// waits a moment first (a counted delay: interrupts may be off, so no tick) for a USB console to
+// send the message out.
+NORETURN void ubt_port_fatal(const char *msg, size_t len);
+
+NORETURN void ubt_port_fatal(const char *msg, size_t len) {
+    mp_hal_stdout_tx_strn("\r\nFATAL ERROR:\r\n", 16);
+    mp_hal_stdout_tx_strn(msg, len);
+    mp_hal_stdout_tx_strn("\r\n", 2);
+    for (volatile uint32_t delay = 0; delay < 10000000; ++delay) {
+    }
+    NVIC_SystemReset();
 }
 
 // --- Soft reset ----------------------------------------------------------------------------------

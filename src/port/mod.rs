@@ -25,6 +25,19 @@ pub fn schedule_poll() -> bool {
     unsafe { ubt_glue_schedule_poll() }
 }
 
+#[cfg(not(feature = "std"))]
+mod panic;
+
+/// Stops the program: used where continuing would corrupt NimBLE's state. On bare metal the
+/// port prints why and resets the board.
+#[cold]
+pub fn abort() -> ! {
+    #[cfg(feature = "std")]
+    std::process::abort();
+    #[cfg(not(feature = "std"))]
+    panic::fatal(b"ubluetooth: abort")
+}
+
 /// How a port's UART asks the runtime for a poll, from any thread. Handed over at
 /// [`uart_open`], so this layer needs nothing from the layers above it.
 #[derive(Clone, Copy)]

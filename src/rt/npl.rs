@@ -51,7 +51,7 @@ fn lists<R>(f: impl FnOnce(&mut Lists) -> R) -> R {
 fn unreachable_borrow() -> ! {
     // A re-entrant borrow here would mean NimBLE called the NPL from inside the NPL, which
     // none of the functions below allow. Abort rather than corrupt the lists.
-    crate::abort()
+    port::abort()
 }
 
 /// The token for NimBLE's calls into its porting layer.

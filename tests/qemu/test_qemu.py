@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -20,6 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, 'tests', 'harness'))
 sys.path.insert(0, os.path.join(ROOT, 'tests', 'peer'))
 
+from bumble import hci  # noqa: E402
 from bumble.device import AdvertisingData  # noqa: E402
 
 from vlink import VLink  # noqa: E402
@@ -30,6 +32,8 @@ sys.path.insert(0, os.path.join(ROOT, 'tests'))
 from multitest import qemu_command  # noqa: E402
 
 FIRMWARE = os.path.join(ROOT, 'build', 'qemu', 'firmware.elf')
+# The same firmware with a way to make the core panic (make qemu-panic-test).
+PANIC_FIRMWARE = os.path.join(ROOT, 'build', 'qemu-panic-test', 'firmware.elf')
 STEP_S = 30.0
 
 # Busy-waits (the board has no `time` module) until `cond()` or `n` rounds; the host keeps
@@ -91,7 +95,15 @@ class RawRepl:
 
     async def run(self, code: str) -> str:
         """Runs `code`; its output, or an AssertionError with the traceback."""
+        self.start(code)
+        return await self.result()
+
+    def start(self, code: str) -> None:
+        """Sends `code` to run; `result()` waits for its output."""
         self.send(code.encode() + b'\x04')
+
+    async def result(self) -> str:
+        """The output of the code `start()` sent, or an AssertionError with the traceback."""
         await self.read_until(b'OK')
         out = await self.read_until(b'\x04')
         err = await self.read_until(b'\x04')
@@ -101,9 +113,9 @@ class RawRepl:
         return out.decode(errors='replace').replace('\r\n', '\n')
 
 
-async def start_qemu(link: VLink) -> asyncio.subprocess.Process:
+async def start_qemu(link: VLink, firmware: str = FIRMWARE) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        *qemu_command(FIRMWARE, 'stdio', link.paths[0]),
+        *qemu_command(firmware, 'stdio', link.paths[0]),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT)
 
@@ -191,3 +203,135 @@ async def test_cortex_m4f_firmware_scans_connects_and_discovers():
                 if proc.returncode is None:
                     proc.kill()
                 await proc.wait()
+
+
+# How long the controller sits on LE Set Advertising Enable before answering: long enough for a
+# Ctrl-C sent once the command arrives to reach the board while its host waits, and under
+# NimBLE's 2 s command timeout.
+SLOW_ANSWER_S = 1.0
+
+
+def slow_to_enable_advertising(controller, asked: asyncio.Event) -> None:
+    """Makes `controller` answer LE Set Advertising Enable (on) only SLOW_ANSWER_S after it
+    arrives; `asked` is set when it does."""
+    on_command = controller.on_hci_command_packet
+    loop = asyncio.get_running_loop()
+
+    def delayed(command: hci.HCI_Command) -> None:
+        if isinstance(command, hci.HCI_LE_Set_Advertising_Enable_Command) \
+                and command.advertising_enable:
+            asked.set()
+            loop.call_later(SLOW_ANSWER_S, on_command, command)
+        else:
+            on_command(command)
+
+    controller.on_hci_command_packet = delayed
+
+
+# Ctrl-C lands while gap_advertise waits for the controller's answer. After the call returns
+# (step 1), the loop's first branch is where the VM raises a pending KeyboardInterrupt.
+ADVERTISE_THEN_LOOP = '''
+step = 0
+n = None
+try:
+    ble.gap_advertise(20000, b"\\x02\\x01\\x06")
+    step = 1
+    n = 0
+    while n < 200000:
+        n += 1
+    print("no KeyboardInterrupt", step)
+except KeyboardInterrupt:
+    print("KeyboardInterrupt at step", step, "n", n)
+'''
+
+
+@run_async(120)
+async def test_ctrl_c_during_an_hci_command_wait_is_raised_after_the_call():
+    """A Ctrl-C typed while the host waits for a slow controller's answer is not raised inside
+    the wait (Rust and NimBLE frames are below it): the call completes, the VM raises
+    KeyboardInterrupt right after it returns, and the stack works on: the advertising the
+    call started is connected to, and the stack stops cleanly."""
+    assert os.path.exists(FIRMWARE), f'{FIRMWARE} is missing: run make qemu'
+    async with VLink(count=2) as link:
+        async with bumble_device(link, name='central') as dev:
+            proc = await start_qemu(link)
+            try:
+                repl = RawRepl(proc)
+                await repl.enter()
+                assert await repl.run(PRELUDE + 'print(ble.active(True))') == 'True\n'
+                asked = asyncio.Event()
+                slow_to_enable_advertising(link.controllers[0], asked)
+                repl.start(ADVERTISE_THEN_LOOP)
+                await asyncio.wait_for(asked.wait(), STEP_S)
+                repl.send(b'\x03')
+                assert await repl.result() == 'KeyboardInterrupt at step 1 n 0\n'
+
+                fw_addr = link.controllers[0].public_address
+                await dev.connect(fw_addr, own_address_type=0, timeout=STEP_S)
+                assert await repl.run('print(wait_for(1) is not None)') == 'True\n'
+                assert await repl.run('print(ble.active(False))') == 'False\n'
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
+                await proc.wait()
+
+
+@run_async(120)
+async def test_a_panic_in_the_core_prints_its_message_and_resets_the_board():
+    """The panic test's firmware makes the core panic on request: the panic message comes out
+    on the console, then the board resets and boots to MicroPython's REPL again. The normal
+    firmware has no such hook."""
+    assert os.path.exists(PANIC_FIRMWARE), f'{PANIC_FIRMWARE} is missing: run make qemu-panic-test'
+    symbols = subprocess.run(['arm-none-eabi-nm', FIRMWARE], check=True, capture_output=True,
+                             text=True).stdout
+    assert 'ubt_test_panic' not in symbols and 'ubt_port_fatal' in symbols
+    async with VLink(count=1) as link:
+        proc = await start_qemu(link, PANIC_FIRMWARE)
+        try:
+            repl = RawRepl(proc)
+            await repl.enter()
+            assert await repl.run('import _ubt_panic_test\nprint("ready")') == 'ready\n'
+            repl.start('_ubt_panic_test.panic(1234)')
+            await repl.read_until(b'OK')
+            await repl.read_until(b'FATAL ERROR:\r\n')
+            message = await repl.read_until(b'test panic 1234\r\n')
+            assert message.startswith(b'ubluetooth panicked at src/port/panic.rs:'), message
+            # The reset: a fresh boot's banner and prompt, and a working REPL.
+            await repl.read_until(b'MicroPython ')
+            await repl.read_until(b'Type "help()" for more information.\r\n>>> ')
+            await repl.enter()
+            assert await repl.run('import bluetooth\nprint(bluetooth.BLE().active())') == 'False\n'
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+            await proc.wait()
+
+
+@run_async(120)
+async def test_an_irq_handler_exception_that_fails_to_print_stays_in_the_glue():
+    """The handler raises an exception whose __repr__ raises too: printing it runs Python
+    with Rust frames below, so the glue catches that second exception as well. The stack
+    carries on (before, it escaped through the Rust frames and start-up failed)."""
+    assert os.path.exists(FIRMWARE), f'{FIRMWARE} is missing: run make qemu'
+    async with VLink(count=1) as link:
+        proc = await start_qemu(link)
+        try:
+            repl = RawRepl(proc)
+            await repl.enter()
+            out = await repl.run(
+                'import bluetooth\n'
+                'ble = bluetooth.BLE()\n'
+                'class Unprintable(Exception):\n'
+                '    def __repr__(self):\n'
+                '        raise ValueError("no repr")\n'
+                'def irq(event, data):\n'
+                '    raise Unprintable()\n'
+                'ble.irq(irq)\n'
+                'print(ble.active(True))\n'  # start-up asks the handler for secrets
+                'print(ble.active(False))\n')
+            assert '(exception while printing the exception)\n' in out, out
+            assert out.endswith('True\nFalse\n'), out
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+            await proc.wait()
