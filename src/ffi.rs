@@ -32,7 +32,7 @@ pub fn request_poll() -> bool {
 }
 
 /// Whether a queued poll has not started running yet.
-#[cfg_attr(not(feature = "unix"), allow(dead_code))]
+#[cfg_attr(any(not(feature = "unix"), test, feature = "sim"), allow(dead_code))]
 pub fn poll_pending() -> bool {
     POLL_PENDING.load(Ordering::Acquire)
 }
@@ -434,3 +434,20 @@ pub unsafe extern "C" fn ubt_ble_gap_disconnect(
         Err(st) => st,
     }
 }
+
+// --- GATT and L2CAP ---------------------------------------------------------------------------
+
+// Their entry points live with the modules; re-exported so every function the shim calls is
+// reachable as `ffi::ubt_*`.
+pub use crate::gattc::{
+    ubt_gattc_discover_characteristics, ubt_gattc_discover_descriptors,
+    ubt_gattc_discover_services, ubt_gattc_exchange_mtu, ubt_gattc_read, ubt_gattc_write,
+};
+pub use crate::gatts::{
+    ubt_gatts_notify, ubt_gatts_read, ubt_gatts_register, ubt_gatts_register_begin,
+    ubt_gatts_set_buffer, ubt_gatts_write,
+};
+pub use crate::l2cap::{
+    ubt_l2cap_clamp_mtu, ubt_l2cap_connect, ubt_l2cap_disconnect, ubt_l2cap_listen,
+    ubt_l2cap_recvinto, ubt_l2cap_send,
+};

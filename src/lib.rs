@@ -27,8 +27,8 @@ pub mod port;
 pub mod security;
 pub mod uuid;
 
-#[cfg(test)]
-mod test_support;
+#[cfg(any(test, feature = "sim"))]
+pub mod testing;
 
 /// Stops the program: used where continuing would corrupt NimBLE's state.
 #[cold]
@@ -48,8 +48,8 @@ fn panic(_info: &core::panic::PanicInfo) -> ! {
 }
 
 /// NimBLE's heap (GATT server tables) on Unix: the C allocator, which the GC never sweeps and
-/// which holds no Python objects (design rule 3).
-#[cfg(feature = "unix")]
+/// which holds no Python objects (design rule 3). Simulated firmware ([`testing`]) has its own.
+#[cfg(all(feature = "unix", not(any(test, feature = "sim"))))]
 mod nimble_heap {
     use core::ffi::c_void;
 
