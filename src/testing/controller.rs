@@ -206,6 +206,11 @@ impl Controller {
         b
     }
 
+    /// Queues raw bytes for the host, well-formed or not (the fuzz target's input).
+    pub fn raw_to_host(&mut self, bytes: &[u8]) {
+        self.to_host.extend(bytes);
+    }
+
     /// Queues an HCI event for the host (`params` at most 255 bytes).
     pub fn event(&mut self, code: u8, params: &[u8]) {
         self.queue(Self::event_bytes(code, params), None);

@@ -22,6 +22,7 @@ const PEER: [u8; 6] = [0xc0, 0x01, 0x02, 0x03, 0x04, 0x05];
 const FLAG_READ: u16 = 0x0002;
 const FLAG_WRITE: u16 = 0x0008;
 const FLAG_NOTIFY: u16 = 0x0010;
+const FLAG_INDICATE: u16 = 0x0020;
 
 fn ev(num: u16, args: Vec<Arg>) -> Event {
     Event { num, args }
@@ -404,7 +405,7 @@ fn ltk_request_without_a_bond_is_refused() {
 
 // --- GATT server ------------------------------------------------------------------------------------
 
-/// Registers one service with one read/write/notify characteristic, as the shim does;
+/// Registers one service with one read/write/notify/indicate characteristic, as the shim does;
 /// returns the characteristic's value handle.
 fn register_one_characteristic() -> u16 {
     assert_eq!(ffi::ubt_gatts_register_begin(), OK);
@@ -416,7 +417,7 @@ fn register_one_characteristic() -> u16 {
         },
         GattsEntry {
             kind: UBT_GATTS_CHARACTERISTIC,
-            flags: FLAG_READ | FLAG_WRITE | FLAG_NOTIFY,
+            flags: FLAG_READ | FLAG_WRITE | FLAG_NOTIFY | FLAG_INDICATE,
             uuid: Uuid::from_u16(0xabcd),
         },
     ];
@@ -679,4 +680,287 @@ fn pairing_request_is_answered_with_our_io_capabilities() {
         assert_eq!(rsp[3] & 0x01, 0x01, "bonding");
         stop();
     }
+}
+
+#[test]
+fn passkey_display_is_asked_for_in_legacy_pairing_with_mitm() {
+    let _sim = Sim::new();
+    // We can only display; the peer can only type: passkey entry, we display.
+    ffi::ubt_ble_config_set_security(UbtSecurityKey::Io, 0);
+    ffi::ubt_ble_config_set_security(UbtSecurityKey::Mitm, 1);
+    ffi::ubt_ble_config_set_security(UbtSecurityKey::LeSecure, 0);
+    assert_eq!(start(), OK);
+    take_events();
+    let conn = connect_as_peripheral();
+    // Pairing Request: KeyboardOnly, no OOB, bonding + MITM (legacy), 16-byte keys.
+    let req = [0x01, 0x02, 0x00, 0x05, 16, 0x07, 0x07];
+    with_controller(|c| c.l2cap_to_host(conn, CID_SMP, &req));
+    advance(5);
+    let smp = with_controller(|c| c.take_pdus(CID_SMP));
+    assert_eq!(smp.first().map(|p| p.payload[0]), Some(0x02), "{smp:?}");
+    let mut key = vec![0u8];
+    key.extend(PEER.iter().rev());
+    assert_eq!(
+        events(),
+        vec![
+            // NimBLE first looks for an existing bond with the peer.
+            ev(IRQ_GET_SECRET, vec![int(2), int(0), Arg::Bytes(key)]),
+            ev(IRQ_PASSKEY_ACTION, vec![int(1), int(3), int(0)]),
+        ]
+    );
+}
+
+// --- More of the link ----------------------------------------------------------------------------
+
+#[test]
+fn acl_waits_for_number_of_completed_packets() {
+    let _sim = started();
+    let h = register_one_characteristic();
+    let conn = connect_as_peripheral();
+    with_controller(|c| c.complete_acl = false);
+    for i in 0..10u8 {
+        let data = [i];
+        // SAFETY: `data` is readable for its length.
+        let st = unsafe { ffi::ubt_gatts_notify(conn, h, buf(&data), false) };
+        assert_eq!(st, OK);
+    }
+    advance(5);
+    // The controller has 8 ACL buffers: the host holds the rest back.
+    let sent = att_out();
+    assert_eq!(sent.len(), 8);
+    with_controller(|c| c.number_of_completed_packets(conn, 8));
+    advance(5);
+    let [lo, hi] = h.to_le_bytes();
+    assert_eq!(
+        att_out(),
+        vec![vec![0x1b, lo, hi, 8], vec![0x1b, lo, hi, 9]],
+        "the rest after Number of Completed Packets"
+    );
+}
+
+#[test]
+fn stopping_disconnects_without_events() {
+    let _sim = started();
+    let conn = connect_as_peripheral();
+    assert_eq!(ffi::ubt_ble_gap_scan_start(0, 30_000, 30_000, false), OK);
+    stop();
+    assert!(!ffi::ubt_ble_is_active());
+    assert_eq!(last_sent(0x0406), vec![conn as u8, 0, 0x13]);
+    // Only the scan's end: connections close silently once stopping (spec §14.6).
+    assert_eq!(events(), vec![ev(IRQ_SCAN_DONE, vec![])]);
+}
+
+#[test]
+fn stop_waits_for_a_withheld_disconnection() {
+    let _sim = started();
+    let _conn = connect_as_peripheral();
+    with_controller(|c| {
+        c.delay.insert(0x0406, 1500);
+    });
+    let t0 = now_ms();
+    assert!(ffi::ubt_ble_stop_begin());
+    assert!(!ffi::ubt_ble_is_stopped());
+    assert!(super::advance_until(super::STOP_TIMEOUT_MS, || {
+        ffi::ubt_ble_is_stopped()
+    }));
+    ffi::ubt_ble_stop_finish();
+    assert!(
+        now_ms().wrapping_sub(t0) >= 1500,
+        "stopped only once the link was down"
+    );
+}
+
+#[test]
+fn connect_cancel_reports_a_failed_connection() {
+    let _sim = started();
+    // SAFETY: PEER is 6 readable bytes.
+    let st = unsafe { ffi::ubt_ble_gap_connect(0, PEER.as_ptr(), 2000, 0, 0) };
+    assert_eq!(st, OK);
+    assert_eq!(ffi::ubt_ble_gap_connect_cancel(), OK);
+    advance(5);
+    assert_eq!(
+        events(),
+        vec![ev(
+            IRQ_PERIPHERAL_DISCONNECT,
+            vec![int(65535), int(255), bytes(&[0; 6])]
+        )]
+    );
+}
+
+#[test]
+fn gatts_indicate_is_confirmed() {
+    let _sim = started();
+    let h = register_one_characteristic();
+    let conn = connect_as_peripheral();
+    // The peer subscribes to indications: its CCCD write raises no event (spec §6).
+    let [lo, hi] = (h + 1).to_le_bytes();
+    with_controller(|c| c.l2cap_to_host(conn, CID_ATT, &[0x12, lo, hi, 0x02, 0x00]));
+    advance(5);
+    assert_eq!(att_out(), vec![vec![0x13]]);
+    assert_eq!(events(), vec![]);
+    // Without data the value is read locally first: READ_REQUEST(65535, h) inside the call.
+    // SAFETY: no buffer is passed.
+    let st = unsafe { ffi::ubt_gatts_notify(conn, h, NO_BUF, true) };
+    assert_eq!(st, OK);
+    assert_eq!(
+        events(),
+        vec![ev(
+            IRQ_GATTS_READ_REQUEST,
+            vec![int(65535), int(i64::from(h))]
+        )]
+    );
+    advance(5);
+    let [lo, hi] = h.to_le_bytes();
+    assert_eq!(
+        att_out(),
+        vec![vec![0x1d, lo, hi]],
+        "Handle Value Indication"
+    );
+    with_controller(|c| c.l2cap_to_host(conn, CID_ATT, &[0x1e]));
+    advance(5);
+    assert_eq!(
+        events(),
+        vec![ev(
+            IRQ_GATTS_INDICATE_DONE,
+            vec![int(1), int(i64::from(h)), int(0)]
+        )]
+    );
+}
+
+#[test]
+fn mtu_exchange_from_the_peer() {
+    let _sim = started();
+    let mut ours = 0u16;
+    // SAFETY: `ours` is writable.
+    assert_eq!(unsafe { ffi::ubt_ble_config_mtu(&mut ours) }, OK);
+    let conn = connect_as_peripheral();
+    with_controller(|c| c.l2cap_to_host(conn, CID_ATT, &[0x02, 0x00, 0x01]));
+    advance(5);
+    let [lo, hi] = ours.to_le_bytes();
+    assert_eq!(att_out(), vec![vec![0x03, lo, hi]], "Exchange MTU Response");
+    assert_eq!(
+        events(),
+        vec![ev(
+            IRQ_MTU_EXCHANGED,
+            vec![int(1), int(i64::from(ours.min(256)))]
+        )]
+    );
+}
+
+#[test]
+fn gattc_characteristics_lag_by_one_and_notifications_arrive() {
+    let _sim = started();
+    let conn = connect_as_central();
+    // SAFETY: a null UUID means no filter.
+    let st = unsafe { ffi::ubt_gattc_discover_characteristics(conn, 1, 0xffff, core::ptr::null()) };
+    assert_eq!(st, OK);
+    advance(5);
+    // Read By Type, 1..0xffff, characteristic declarations.
+    assert_eq!(att_out(), vec![vec![0x08, 1, 0, 0xff, 0xff, 0x03, 0x28]]);
+    let rsp = [
+        0x09, 7, 2, 0, 0x02, 3, 0, 0x00, 0x2a, 4, 0, 0x1a, 5, 0, 0x01, 0x2a,
+    ];
+    with_controller(|c| c.l2cap_to_host(conn, CID_ATT, &rsp));
+    advance(5);
+    assert_eq!(att_out(), vec![vec![0x08, 5, 0, 0xff, 0xff, 0x03, 0x28]]);
+    with_controller(|c| c.l2cap_to_host(conn, CID_ATT, &[0x01, 0x08, 5, 0, 0x0a]));
+    advance(5);
+    assert_eq!(
+        events(),
+        vec![
+            // (conn, end_handle, value_handle, properties, uuid): end is the next one's
+            // declaration - 1, or the end asked for.
+            ev(
+                IRQ_GATTC_CHARACTERISTIC_RESULT,
+                vec![
+                    int(2),
+                    int(3),
+                    int(3),
+                    int(2),
+                    Arg::Uuid(Uuid::from_u16(0x2a00))
+                ]
+            ),
+            ev(
+                IRQ_GATTC_CHARACTERISTIC_RESULT,
+                vec![
+                    int(2),
+                    int(65535),
+                    int(5),
+                    int(0x1a),
+                    Arg::Uuid(Uuid::from_u16(0x2a01))
+                ]
+            ),
+            ev(IRQ_GATTC_CHARACTERISTIC_DONE, vec![int(2), int(0)]),
+        ]
+    );
+
+    with_controller(|c| c.l2cap_to_host(conn, CID_ATT, &[0x1b, 5, 0, 7, 8, 9]));
+    advance(5);
+    assert_eq!(
+        events(),
+        vec![ev(
+            IRQ_GATTC_NOTIFY,
+            vec![int(2), int(5), bytes(&[7, 8, 9])]
+        )]
+    );
+}
+
+#[test]
+fn gattc_write_with_response_is_done_once_answered() {
+    let _sim = started();
+    let conn = connect_as_central();
+    let data = b"on";
+    // SAFETY: `data` is readable for its length.
+    let st = unsafe { ffi::ubt_gattc_write(conn, 5, data.as_ptr(), data.len(), 1) };
+    assert_eq!(st, OK);
+    advance(5);
+    assert_eq!(att_out(), vec![b"\x12\x05\x00on".to_vec()], "Write Request");
+    assert_eq!(events(), vec![]);
+    with_controller(|c| c.l2cap_to_host(conn, CID_ATT, &[0x13]));
+    advance(5);
+    assert_eq!(
+        events(),
+        vec![ev(IRQ_GATTC_WRITE_DONE, vec![int(2), int(5), int(0)])]
+    );
+}
+
+#[test]
+fn l2cap_send_goes_out_as_a_k_frame() {
+    let _sim = started();
+    assert_eq!(ffi::ubt_l2cap_listen(0x80, 512), OK);
+    let conn = connect_as_peripheral();
+    let mut req = vec![0x14, 1, 10, 0];
+    for v in [0x80u16, 0x40, 256, 100, 5] {
+        req.extend(v.to_le_bytes());
+    }
+    with_controller(|c| c.l2cap_to_host(conn, CID_SIG, &req));
+    advance(5);
+    let rsp = with_controller(|c| c.take_pdus(CID_SIG)).remove(0).payload;
+    let our_cid = u16::from_le_bytes([rsp[4], rsp[5]]);
+    events();
+    let mut more = false;
+    let data = b"ping";
+    // SAFETY: `data` is readable for its length; `more` is writable.
+    let st = unsafe { ffi::ubt_l2cap_send(conn, our_cid, data.as_ptr(), data.len(), &mut more) };
+    assert_eq!(st, OK);
+    assert!(more, "room for more");
+    advance(5);
+    // On the peer's CID: the SDU length, then the data.
+    let frames = with_controller(|c| c.take_pdus(0x40));
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0].payload, b"\x04\x00ping".to_vec());
+
+    // The peer disconnects the channel.
+    let mut dis = vec![0x06, 2, 4, 0];
+    dis.extend(our_cid.to_le_bytes());
+    dis.extend(0x40u16.to_le_bytes());
+    with_controller(|c| c.l2cap_to_host(conn, CID_SIG, &dis));
+    advance(5);
+    assert_eq!(
+        events(),
+        vec![ev(
+            IRQ_L2CAP_DISCONNECT,
+            vec![int(1), int(i64::from(our_cid)), int(0x80), int(0)]
+        )]
+    );
 }
