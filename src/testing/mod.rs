@@ -384,7 +384,11 @@ pub fn reset() {
     clear_handler();
     stop();
     with_controller(|c| *c = Controller::default());
-    POLL_REQUESTED.store(false, Ordering::Release);
+    // A poll still queued runs (on a stopped stack it only clears the request), as
+    // MicroPython's scheduler would run it: dropped, the library would wait for it forever.
+    if POLL_REQUESTED.swap(false, Ordering::AcqRel) {
+        crate::ffi::ubt_poll();
+    }
     take_events();
 }
 

@@ -167,6 +167,15 @@ fn start_against_a_silent_controller_times_out() {
 }
 
 #[test]
+fn a_poll_queued_before_a_reset_still_runs() {
+    let _sim = Sim::new();
+    // A poll the library asked for while stopping: the next start must not wait on it.
+    crate::ffi::request_poll();
+    super::reset();
+    assert_eq!(start(), OK);
+}
+
+#[test]
 fn a_late_answer_within_the_deadline_still_syncs() {
     let _sim = Sim::new();
     with_controller(|c| {
