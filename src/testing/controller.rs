@@ -24,6 +24,7 @@ const EVT_NUM_COMP_PKTS: u8 = 0x13;
 const EVT_LE_META: u8 = 0x3e;
 const LE_SUBEV_CONN_COMPLETE: u8 = 0x01;
 const LE_SUBEV_ADV_RPT: u8 = 0x02;
+const LE_SUBEV_CONN_UPD_COMPLETE: u8 = 0x03;
 const LE_SUBEV_LTK_REQ: u8 = 0x05;
 
 /// The ACL buffers the controller reports (LE Read Buffer Size): 251 bytes, 8 of them.
@@ -393,6 +394,22 @@ impl Controller {
     pub fn connection_failed(&mut self, status: u8) {
         let mut p = vec![LE_SUBEV_CONN_COMPLETE, status];
         p.extend([0u8; 17]);
+        self.event(EVT_LE_META, &p);
+    }
+
+    /// LE Connection Update Complete (status 0): interval in 1.25 ms units, supervision
+    /// timeout in 10 ms units.
+    pub fn connection_update_complete(
+        &mut self,
+        handle: u16,
+        interval: u16,
+        latency: u16,
+        timeout: u16,
+    ) {
+        let mut p = vec![LE_SUBEV_CONN_UPD_COMPLETE, 0];
+        for v in [handle, interval, latency, timeout] {
+            p.extend(v.to_le_bytes());
+        }
         self.event(EVT_LE_META, &p);
     }
 

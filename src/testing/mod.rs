@@ -347,7 +347,7 @@ extern "C" fn ubt_port_hci_uart_wait_rx(timeout_ms: u32) {
 
 /// A clean simulated firmware for one test: holds [`serial`], stops whatever an earlier test
 /// left running, and starts with a fresh controller, no events and no handler. Stops the stack
-/// again when dropped.
+/// again when dropped, and then fails the test if the host wrote a malformed H4 stream.
 pub struct Sim {
     _serial: MutexGuard<'static, ()>,
 }
@@ -376,6 +376,14 @@ impl Drop for Sim {
     fn drop(&mut self) {
         clear_handler();
         stop();
+        // Every scenario also checks that the host only ever wrote well-formed H4.
+        let bad = with_controller(|c| c.bad_bytes);
+        if !std::thread::panicking() {
+            assert_eq!(
+                bad, 0,
+                "the host wrote bytes that are not an H4 command or ACL"
+            );
+        }
     }
 }
 

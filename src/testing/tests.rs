@@ -348,6 +348,21 @@ fn connections_in_either_role_and_their_end() {
 }
 
 #[test]
+fn connection_update_is_reported_with_the_new_parameters() {
+    let _sim = started();
+    let conn = connect_as_peripheral();
+    with_controller(|c| c.connection_update_complete(conn, 40, 2, 500));
+    advance(5);
+    assert_eq!(
+        events(),
+        vec![ev(
+            IRQ_CONNECTION_UPDATE,
+            vec![int(1), int(40), int(2), int(500), int(0)]
+        )]
+    );
+}
+
+#[test]
 fn encryption_restored_from_a_stored_key_is_reported() {
     let _sim = started();
     let conn = connect_as_peripheral();
@@ -485,6 +500,30 @@ fn gatts_write_request_from_the_peer() {
     assert_eq!(att_out(), vec![vec![0x13]], "ATT Write Response");
     assert_eq!(*seen_before_response.lock().unwrap(), Some(true));
     assert_eq!(gatts_value(h), b"hello");
+}
+
+#[test]
+fn gatts_remote_write_beyond_capacity_is_truncated_and_still_acknowledged() {
+    let _sim = started();
+    let h = register_one_characteristic();
+    let conn = connect_as_peripheral();
+    // An MTU of 256 first: at the default 23 a Write Request carries at most 20 bytes.
+    with_controller(|c| c.l2cap_to_host(conn, CID_ATT, &[0x02, 0x00, 0x01]));
+    advance(5);
+    assert_eq!(att_out().len(), 1);
+    assert_eq!(events().len(), 1);
+    let mut req = vec![0x12];
+    req.extend(h.to_le_bytes());
+    req.extend(0..25u8);
+    with_controller(|c| c.l2cap_to_host(conn, CID_ATT, &req));
+    advance(5);
+    assert_eq!(
+        events(),
+        vec![ev(IRQ_GATTS_WRITE, vec![int(1), int(i64::from(h))])]
+    );
+    assert_eq!(att_out(), vec![vec![0x13]]);
+    // A value nobody resized holds 20 bytes; the rest is dropped (spec §8.4).
+    assert_eq!(gatts_value(h), (0..20u8).collect::<Vec<u8>>());
 }
 
 #[test]
