@@ -40,12 +40,12 @@ pub mod handle;
 pub mod thread;
 pub mod uuid;
 
-#[cfg(test)]
-mod test_support;
+#[cfg(any(test, feature = "sim"))]
+pub mod testing;
 
 /// NimBLE's heap (GATT server tables) on Unix: the C allocator, which the GC never sweeps and
-/// which holds no Python objects (design rule 3).
-#[cfg(feature = "unix")]
+/// which holds no Python objects (design rule 3). Simulated firmware ([`testing`]) has its own.
+#[cfg(all(feature = "unix", not(any(test, feature = "sim"))))]
 mod nimble_heap {
     use core::ffi::c_void;
 

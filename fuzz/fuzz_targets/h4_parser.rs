@@ -6,9 +6,6 @@
 use libfuzzer_sys::fuzz_target;
 use ubluetooth::hci::h4::{H4Parser, H4Stats, Packet, ACL_MAX_DATA};
 
-// The library links against the firmware's functions, though this target never calls them.
-mod firmware;
-
 #[derive(Debug, PartialEq, Eq)]
 enum Got {
     Event(Vec<u8>),

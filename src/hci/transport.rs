@@ -550,6 +550,8 @@ mod tests {
 
     #[test]
     fn only_the_awaited_answer_reaches_the_host() {
+        // AWAITING_ACK is the running stack's too (crate::testing's scenarios).
+        let _serial = crate::testing::serial();
         let reset_complete = [0x0e, 4, 1, 0x03, 0x0c, 0];
         let reset_status = [0x0f, 4, 0, 1, 0x03, 0x0c];
         let version_complete = [0x0e, 4, 1, 0x01, 0x10, 0];

@@ -835,6 +835,9 @@ mod tests {
 
     #[test]
     fn pool_hands_out_distinct_aligned_blocks() {
+        // NimBLE's mbuf calls enter the NPL's critical sections, shared with the running stack
+        // of crate::testing's scenarios.
+        let _serial = crate::testing::serial();
         let mut pool = Pool::new(4).unwrap();
         let mut got = Vec::new();
         for _ in 0..4 {

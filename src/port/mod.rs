@@ -49,11 +49,13 @@ pub struct Wakeup {
     pub pending: fn() -> bool,
 }
 
-#[cfg(feature = "unix")]
+// Under test and with `sim` the UART is the simulated controller (crate::testing), reached
+// like a bare-metal port's driver.
+#[cfg(all(feature = "unix", not(any(test, feature = "sim"))))]
 #[path = "../../ports/unix/hci_uart.rs"]
 mod imp;
 
-#[cfg(not(feature = "unix"))]
+#[cfg(any(not(feature = "unix"), test, feature = "sim"))]
 mod imp {
     extern "C" {
         fn ubt_port_hci_uart_open() -> i32;

@@ -6,9 +6,11 @@
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, Ordering};
 
-/// The port's fatal-error path (declared by the port's own C file, with `char` text).
+/// The port's fatal-error path, declared by the port's own C file (with `char` text), so it
+/// stays out of the generated header.
 ///
 /// cbindgen:ignore
+#[allow(unused_doc_comments)] // the doc comment is cbindgen's annotation
 extern "C" {
     /// Prints `len` bytes at `msg` on the console and resets the board.
     fn ubt_port_fatal(msg: *const u8, len: usize) -> !;

@@ -1,0 +1,1014 @@
+//! Scenarios through the shim-facing `extern "C"` functions, called as the shim calls them,
+//! against the scripted controller: each asserts the events a script would see (number and
+//! tuple) and what went over the HCI UART.
+
+use std::vec;
+use std::vec::Vec;
+
+use super::controller::{CID_ATT, CID_SIG, CID_SMP};
+use super::{
+    advance, now_ms, set_handler, start, stop, take_events, with_controller, Arg, Event, Reply, Sim,
+};
+use crate::error::{errno, Status, OK};
+use crate::event::*;
+use crate::ffi;
+use crate::ffi::{UbtOptBuf, UbtSecurityKey};
+use crate::host::gatts::{GattsEntry, UBT_GATTS_CHARACTERISTIC, UBT_GATTS_SERVICE};
+use crate::uuid::Uuid;
+
+/// The peer's address, most-significant byte first.
+const PEER: [u8; 6] = [0xc0, 0x01, 0x02, 0x03, 0x04, 0x05];
+/// Python's characteristic flags.
+const FLAG_READ: u16 = 0x0002;
+const FLAG_WRITE: u16 = 0x0008;
+const FLAG_NOTIFY: u16 = 0x0010;
+const FLAG_INDICATE: u16 = 0x0020;
+
+fn ev(num: u16, args: Vec<Arg>) -> Event {
+    Event { num, args }
+}
+
+fn int(v: i64) -> Arg {
+    Arg::Int(v)
+}
+
+fn bytes(b: &[u8]) -> Arg {
+    Arg::Bytes(b.to_vec())
+}
+
+fn buf(data: &[u8]) -> UbtOptBuf {
+    UbtOptBuf {
+        ptr: data.as_ptr(),
+        len: data.len(),
+        present: true,
+    }
+}
+
+const NO_BUF: UbtOptBuf = UbtOptBuf {
+    ptr: core::ptr::null(),
+    len: 0,
+    present: false,
+};
+
+/// A fresh simulation with the stack started and start-up's events and commands forgotten.
+fn started() -> Sim {
+    let sim = Sim::new();
+    assert_eq!(start(), OK);
+    take_events();
+    with_controller(|c| {
+        c.commands.clear();
+        c.acl_out.clear();
+    });
+    sim
+}
+
+/// The events recorded since last asked.
+fn events() -> Vec<Event> {
+    take_events()
+}
+
+/// The parameters of the last command with `opcode`.
+fn last_sent(opcode: u16) -> Vec<u8> {
+    with_controller(|c| c.sent(opcode).pop())
+        .unwrap_or_else(|| panic!("the host never sent command {opcode:#06x}"))
+}
+
+fn advertise(interval_us: i64, adv: &[u8], connectable: bool) -> Status {
+    // SAFETY: `adv` outlives the call.
+    unsafe { ffi::ubt_ble_gap_advertise_start(interval_us, buf(adv), NO_BUF, connectable) }
+}
+
+/// A central (the peer) connects to our advertising: handle 1.
+fn connect_as_peripheral() -> u16 {
+    assert_eq!(advertise(100_000, &[2, 1, 6], true), OK);
+    with_controller(|c| c.connection_complete(1, 1, 0, PEER, 24));
+    advance(5);
+    assert_eq!(
+        events(),
+        vec![ev(IRQ_CENTRAL_CONNECT, vec![int(1), int(0), bytes(&PEER)])]
+    );
+    1
+}
+
+/// We connect to the peer with `gap_connect`: handle 2.
+fn connect_as_central() -> u16 {
+    // SAFETY: PEER is 6 readable bytes.
+    let st = unsafe { ffi::ubt_ble_gap_connect(0, PEER.as_ptr(), 2000, 0, 0) };
+    assert_eq!(st, OK);
+    with_controller(|c| c.connection_complete(2, 0, 0, PEER, 24));
+    advance(5);
+    assert_eq!(
+        events(),
+        vec![ev(
+            IRQ_PERIPHERAL_CONNECT,
+            vec![int(2), int(0), bytes(&PEER)]
+        )]
+    );
+    2
+}
+
+/// The ATT PDUs the host sent since last asked.
+fn att_out() -> Vec<Vec<u8>> {
+    with_controller(|c| c.take_pdus(CID_ATT))
+        .into_iter()
+        .map(|p| p.payload)
+        .collect()
+}
+
+// --- Life cycle -----------------------------------------------------------------------------------
+
+#[test]
+fn start_syncs_stop_closes_and_start_works_again() {
+    let _sim = Sim::new();
+    assert!(!ffi::ubt_ble_is_active());
+    assert_eq!(start(), OK);
+    assert!(ffi::ubt_ble_is_active());
+    with_controller(|c| {
+        assert!(c.uart_open);
+        assert_eq!(c.commands[0].opcode, 0x0c03, "HCI Reset comes first");
+        assert_eq!(c.sent(0x1009).len(), 1, "Read BD_ADDR");
+        assert_eq!(c.bad_bytes, 0);
+    });
+    // The controller's public address, most-significant byte first.
+    let (mut addr_type, mut addr) = (0xffu8, [0u8; 6]);
+    // SAFETY: both out-parameters are writable (6 bytes for the address).
+    let st = unsafe { ffi::ubt_ble_config_mac(&mut addr_type, addr.as_mut_ptr()) };
+    assert_eq!(st, OK);
+    assert_eq!((addr_type, addr), (0, [0x11, 0x22, 0x33, 0x44, 0x55, 0x66]));
+
+    stop();
+    assert!(!ffi::ubt_ble_is_active());
+    assert!(with_controller(|c| !c.uart_open));
+
+    assert_eq!(start(), OK);
+    assert!(ffi::ubt_ble_is_active());
+    assert_eq!(
+        with_controller(|c| c.sent(0x0c03).len()),
+        2,
+        "a second Reset"
+    );
+}
+
+#[test]
+fn start_against_a_silent_controller_times_out() {
+    let _sim = Sim::new();
+    with_controller(|c| c.answers_left = 0);
+    let t0 = now_ms();
+    assert_eq!(start(), errno::ETIMEDOUT);
+    assert!(!ffi::ubt_ble_is_active());
+    assert!(
+        with_controller(|c| !c.uart_open),
+        "the UART is closed again"
+    );
+    assert!(now_ms().wrapping_sub(t0) >= super::STARTUP_TIMEOUT_MS);
+    // Once the controller answers, start-up works.
+    with_controller(|c| c.answers_left = u32::MAX);
+    assert_eq!(start(), OK);
+}
+
+#[test]
+fn a_poll_queued_before_a_reset_still_runs() {
+    let _sim = Sim::new();
+    // A poll the library asked for while stopping: the next start must not wait on it.
+    crate::rt::sched::request_poll();
+    super::reset();
+    assert_eq!(start(), OK);
+}
+
+#[test]
+fn a_late_answer_within_the_deadline_still_syncs() {
+    let _sim = Sim::new();
+    with_controller(|c| {
+        c.delay.insert(0x0c03, 700);
+    });
+    let t0 = now_ms();
+    assert_eq!(start(), OK);
+    assert!(now_ms().wrapping_sub(t0) >= 700, "waited for the answer");
+}
+
+#[test]
+fn start_asks_for_our_irk_and_offers_a_new_one() {
+    let _sim = Sim::new();
+    set_handler(|e| match e.num {
+        IRQ_SET_SECRET => Reply::Int(1),
+        _ => Reply::None,
+    });
+    assert_eq!(start(), OK);
+    let secrets: Vec<Event> = take_events()
+        .into_iter()
+        .filter(|e| e.num == IRQ_GET_SECRET || e.num == IRQ_SET_SECRET)
+        .collect();
+    let irk_asked = ev(IRQ_GET_SECRET, vec![int(10), int(0), bytes(b"irk")]);
+    let pos = secrets
+        .iter()
+        .position(|e| *e == irk_asked)
+        .expect("GET_SECRET for our IRK");
+    assert_eq!(
+        secrets[0],
+        ev(IRQ_GET_SECRET, vec![int(2), int(0), Arg::None]),
+        "peer IRKs are restored first"
+    );
+    // Not found: 16 bytes from the controller's LE Rand are offered to the script.
+    assert_eq!(
+        secrets[pos + 1],
+        ev(
+            IRQ_SET_SECRET,
+            vec![int(10), bytes(b"irk"), bytes(&[0xa5; 16])]
+        )
+    );
+
+    // With the IRK stored, the next start uses it and offers nothing.
+    set_handler(|e| match e.num {
+        IRQ_GET_SECRET if e.args[0] == Arg::Int(10) => Reply::Buffer(vec![0x3c; 16]),
+        _ => Reply::None,
+    });
+    stop();
+    take_events();
+    assert_eq!(start(), OK);
+    let evs = take_events();
+    assert!(evs.contains(&irk_asked));
+    assert!(!evs.iter().any(|e| e.num == IRQ_SET_SECRET), "{evs:?}");
+}
+
+// --- Advertising and scanning -----------------------------------------------------------------------
+
+#[test]
+fn advertising_sends_interval_and_data() {
+    let _sim = started();
+    let adv = [2, 1, 6, 3, 0x03, 0x0f, 0x18];
+    assert_eq!(advertise(100_000, &adv, true), OK);
+    let data = last_sent(0x2008);
+    assert_eq!(usize::from(data[0]), adv.len());
+    assert_eq!(&data[1..1 + adv.len()], &adv);
+    let params = last_sent(0x2006);
+    // 100 ms in 0.625 ms units, both ends; connectable undirected (ADV_IND).
+    assert_eq!(&params[0..4], &[160, 0, 160, 0]);
+    assert_eq!(params[4], 0);
+    assert_eq!(last_sent(0x200a), vec![1]);
+
+    assert_eq!(ffi::ubt_ble_gap_advertise_stop(), OK);
+    assert_eq!(last_sent(0x200a), vec![0]);
+
+    // Non-connectable, 250 ms: general discoverable, so scannable (ADV_SCAN_IND), as the C
+    // module's NimBLE parameters give.
+    assert_eq!(advertise(250_000, &adv, false), OK);
+    let params = last_sent(0x2006);
+    assert_eq!(&params[0..4], &[144, 1, 144, 1]);
+    assert_eq!(params[4], 2);
+    assert_eq!(events(), vec![]);
+}
+
+#[test]
+fn scan_reports_results_and_ends_after_its_duration() {
+    let _sim = started();
+    assert_eq!(ffi::ubt_ble_gap_scan_start(100, 30_000, 30_000, true), OK);
+    let params = last_sent(0x200b);
+    // Active scan, 30 ms interval and window (48 units).
+    assert_eq!(&params[0..5], &[1, 48, 0, 48, 0]);
+    assert_eq!(last_sent(0x200c)[0], 1);
+
+    with_controller(|c| c.adv_report(0, 1, PEER, -60, &[2, 1, 6]));
+    advance(10);
+    assert_eq!(
+        events(),
+        vec![ev(
+            IRQ_SCAN_RESULT,
+            vec![int(1), bytes(&PEER), int(0), int(-60), bytes(&[2, 1, 6])]
+        )]
+    );
+    with_controller(|c| c.adv_report(4, 0, PEER, -90, &[5, 9, b'n', b'a', b'm', b'e']));
+    advance(100);
+    assert_eq!(
+        events(),
+        vec![
+            ev(
+                IRQ_SCAN_RESULT,
+                vec![
+                    int(0),
+                    bytes(&PEER),
+                    int(4),
+                    int(-90),
+                    bytes(b"\x05\x09name")
+                ]
+            ),
+            ev(IRQ_SCAN_DONE, vec![]),
+        ]
+    );
+    assert_eq!(last_sent(0x200c)[0], 0, "the controller stopped scanning");
+}
+
+#[test]
+fn scan_stop_raises_scan_done_before_returning() {
+    let _sim = started();
+    assert_eq!(ffi::ubt_ble_gap_scan_start(0, 1_280_000, 11_250, false), OK);
+    assert_eq!(last_sent(0x200b)[0], 0, "passive");
+    advance(50);
+    assert_eq!(events(), vec![]);
+    assert_eq!(ffi::ubt_ble_gap_scan_stop(), OK);
+    assert_eq!(events(), vec![ev(IRQ_SCAN_DONE, vec![])]);
+    assert_eq!(last_sent(0x200c)[0], 0);
+}
+
+// --- Connections ------------------------------------------------------------------------------------
+
+#[test]
+fn connections_in_either_role_and_their_end() {
+    let _sim = started();
+    let conn = connect_as_peripheral();
+    with_controller(|c| c.disconnection_complete(conn, 0x13));
+    advance(5);
+    assert_eq!(
+        events(),
+        vec![ev(
+            IRQ_CENTRAL_DISCONNECT,
+            vec![int(1), int(0), bytes(&PEER)]
+        )]
+    );
+
+    let conn = connect_as_central();
+    // The LE Create Connection carried the peer's address, least-significant byte first.
+    let create = last_sent(0x200d);
+    let mut le = PEER;
+    le.reverse();
+    assert_eq!(&create[6..12], &le);
+    let mut was_connected = false;
+    // SAFETY: `was_connected` is writable.
+    let st = unsafe { ffi::ubt_ble_gap_disconnect(conn, &mut was_connected) };
+    assert_eq!(st, OK);
+    assert!(was_connected);
+    assert_eq!(last_sent(0x0406), vec![2, 0, 0x13]);
+    advance(5);
+    assert_eq!(
+        events(),
+        vec![ev(
+            IRQ_PERIPHERAL_DISCONNECT,
+            vec![int(2), int(0), bytes(&PEER)]
+        )]
+    );
+}
+
+#[test]
+fn connection_update_is_reported_with_the_new_parameters() {
+    let _sim = started();
+    let conn = connect_as_peripheral();
+    with_controller(|c| c.connection_update_complete(conn, 40, 2, 500));
+    advance(5);
+    assert_eq!(
+        events(),
+        vec![ev(
+            IRQ_CONNECTION_UPDATE,
+            vec![int(1), int(40), int(2), int(500), int(0)]
+        )]
+    );
+}
+
+#[test]
+fn encryption_restored_from_a_stored_key_is_reported() {
+    let _sim = started();
+    let conn = connect_as_peripheral();
+    // The bond as the script stored it: NimBLE's 80-byte security record (spec §11).
+    let ltk = [0x4b; 16];
+    let mut record = [0u8; 80];
+    record[1..7].copy_from_slice(&{
+        let mut a = PEER;
+        a.reverse();
+        a
+    });
+    record[7] = 16; // key size
+    record[8..10].copy_from_slice(&0x1234u16.to_le_bytes()); // EDIV
+    record[16..24].copy_from_slice(&0x0102_0304_0506_0708u64.to_le_bytes()); // Rand
+    record[24..40].copy_from_slice(&ltk);
+    record[40] = 1; // LTK present
+    set_handler(move |e| match e.num {
+        IRQ_GET_SECRET if e.args[0] == Arg::Int(1) => Reply::Buffer(record.to_vec()),
+        _ => Reply::None,
+    });
+    // The central starts encryption: the controller asks the host for the key.
+    with_controller(|c| c.ltk_request(conn, 0x0102_0304_0506_0708, 0x1234));
+    advance(5);
+    let reply = last_sent(0x201a);
+    assert_eq!(&reply[0..2], &conn.to_le_bytes());
+    assert_eq!(
+        &reply[2..18],
+        &ltk,
+        "LE Long Term Key Request Reply carries the stored LTK"
+    );
+    let evs = events();
+    let mut key = vec![0u8];
+    key.extend(record[1..7].iter());
+    assert_eq!(
+        evs,
+        vec![ev(IRQ_GET_SECRET, vec![int(1), int(0), Arg::Bytes(key)])]
+    );
+
+    with_controller(|c| c.encryption_change(conn, true));
+    advance(5);
+    // Encrypted, not authenticated (a Just Works key), bonded, 16-byte key.
+    assert_eq!(
+        events(),
+        vec![ev(
+            IRQ_ENCRYPTION_UPDATE,
+            vec![int(1), int(1), int(0), int(1), int(16)]
+        )]
+    );
+}
+
+#[test]
+fn ltk_request_without_a_bond_is_refused() {
+    let _sim = started();
+    let conn = connect_as_peripheral();
+    with_controller(|c| c.ltk_request(conn, 1, 2));
+    advance(5);
+    assert_eq!(
+        last_sent(0x201b),
+        conn.to_le_bytes().to_vec(),
+        "Negative Reply"
+    );
+    assert!(with_controller(|c| c.sent(0x201a).is_empty()));
+}
+
+// --- GATT server ------------------------------------------------------------------------------------
+
+/// Registers one service with one read/write/notify/indicate characteristic, as the shim does;
+/// returns the characteristic's value handle.
+fn register_one_characteristic() -> u16 {
+    assert_eq!(ffi::ubt_gatts_register_begin(), OK);
+    let entries = [
+        GattsEntry {
+            kind: UBT_GATTS_SERVICE,
+            flags: 0,
+            uuid: Uuid::from_u16(0x1234),
+        },
+        GattsEntry {
+            kind: UBT_GATTS_CHARACTERISTIC,
+            flags: FLAG_READ | FLAG_WRITE | FLAG_NOTIFY | FLAG_INDICATE,
+            uuid: Uuid::from_u16(0xabcd),
+        },
+    ];
+    let mut handles = [0u16; 1];
+    // SAFETY: both arrays are valid for their lengths.
+    let st = unsafe {
+        ffi::ubt_gatts_register(
+            entries.as_ptr(),
+            entries.len(),
+            handles.as_mut_ptr(),
+            handles.len(),
+        )
+    };
+    assert_eq!(st, OK);
+    handles[0]
+}
+
+fn gatts_value(handle: u16) -> Vec<u8> {
+    let (mut p, mut n) = (core::ptr::null(), 0usize);
+    // SAFETY: both out-parameters are writable; the bytes are copied before the next call.
+    unsafe {
+        ffi::ubt_gatts_read(handle, &mut p, &mut n);
+        if n == 0 {
+            Vec::new()
+        } else {
+            core::slice::from_raw_parts(p, n).to_vec()
+        }
+    }
+}
+
+#[test]
+fn gatts_write_request_from_the_peer() {
+    let _sim = started();
+    let h = register_one_characteristic();
+    // The first registration's first value handle (spec §8.2).
+    assert_eq!(h, 21);
+    let conn = connect_as_peripheral();
+    // The response must go out after the script saw the write.
+    let seen_before_response = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let seen = seen_before_response.clone();
+    set_handler(move |e| {
+        if e.num == IRQ_GATTS_WRITE {
+            *seen.lock().unwrap() = Some(with_controller(|c| c.acl_out.is_empty()));
+        }
+        Reply::None
+    });
+    let mut req = vec![0x12];
+    req.extend(h.to_le_bytes());
+    req.extend(b"hello");
+    with_controller(|c| c.l2cap_to_host(conn, CID_ATT, &req));
+    advance(5);
+    assert_eq!(
+        events(),
+        vec![ev(IRQ_GATTS_WRITE, vec![int(1), int(i64::from(h))])]
+    );
+    assert_eq!(att_out(), vec![vec![0x13]], "ATT Write Response");
+    assert_eq!(*seen_before_response.lock().unwrap(), Some(true));
+    assert_eq!(gatts_value(h), b"hello");
+}
+
+#[test]
+fn gatts_remote_write_beyond_capacity_is_truncated_and_still_acknowledged() {
+    let _sim = started();
+    let h = register_one_characteristic();
+    let conn = connect_as_peripheral();
+    // An MTU of 256 first: at the default 23 a Write Request carries at most 20 bytes.
+    with_controller(|c| c.l2cap_to_host(conn, CID_ATT, &[0x02, 0x00, 0x01]));
+    advance(5);
+    assert_eq!(att_out().len(), 1);
+    assert_eq!(events().len(), 1);
+    let mut req = vec![0x12];
+    req.extend(h.to_le_bytes());
+    req.extend(0..25u8);
+    with_controller(|c| c.l2cap_to_host(conn, CID_ATT, &req));
+    advance(5);
+    assert_eq!(
+        events(),
+        vec![ev(IRQ_GATTS_WRITE, vec![int(1), int(i64::from(h))])]
+    );
+    assert_eq!(att_out(), vec![vec![0x13]]);
+    // A value nobody resized holds 20 bytes; the rest is dropped (spec §8.4).
+    assert_eq!(gatts_value(h), (0..20u8).collect::<Vec<u8>>());
+}
+
+#[test]
+fn gatts_read_request_from_the_peer() {
+    let _sim = started();
+    let h = register_one_characteristic();
+    let conn = connect_as_peripheral();
+    let value = b"world";
+    // SAFETY: `value` is readable for its length.
+    let st = unsafe { ffi::ubt_gatts_write(h, value.as_ptr(), value.len(), false) };
+    assert_eq!(st, OK);
+    let mut req = vec![0x0a];
+    req.extend(h.to_le_bytes());
+    with_controller(|c| c.l2cap_to_host(conn, CID_ATT, &req));
+    advance(5);
+    assert_eq!(
+        events(),
+        vec![ev(IRQ_GATTS_READ_REQUEST, vec![int(1), int(i64::from(h))])]
+    );
+    assert_eq!(att_out(), vec![b"\x0bworld".to_vec()], "ATT Read Response");
+
+    // A handler returning non-zero denies the read with that ATT error.
+    set_handler(|e| match e.num {
+        IRQ_GATTS_READ_REQUEST => Reply::Int(2),
+        _ => Reply::None,
+    });
+    with_controller(|c| c.l2cap_to_host(conn, CID_ATT, &req));
+    advance(5);
+    assert_eq!(events().len(), 1);
+    let [lo, hi] = h.to_le_bytes();
+    assert_eq!(att_out(), vec![vec![0x01, 0x0a, lo, hi, 0x02]]);
+}
+
+#[test]
+fn gatts_notify_goes_over_the_air() {
+    let _sim = started();
+    let h = register_one_characteristic();
+    let conn = connect_as_peripheral();
+    let data = b"abc";
+    // SAFETY: `data` is readable for its length.
+    let st = unsafe { ffi::ubt_gatts_notify(conn, h, buf(data), false) };
+    assert_eq!(st, OK);
+    advance(5);
+    let [lo, hi] = h.to_le_bytes();
+    assert_eq!(att_out(), vec![vec![0x1b, lo, hi, b'a', b'b', b'c']]);
+    assert_eq!(events(), vec![]);
+}
+
+// --- GATT client ------------------------------------------------------------------------------------
+
+#[test]
+fn gattc_discovers_services() {
+    let _sim = started();
+    let conn = connect_as_central();
+    // SAFETY: a null UUID means no filter.
+    let st = unsafe { ffi::ubt_gattc_discover_services(conn, core::ptr::null()) };
+    assert_eq!(st, OK);
+    advance(5);
+    // Read By Group Type, 1..0xffff, primary service.
+    assert_eq!(att_out(), vec![vec![0x10, 1, 0, 0xff, 0xff, 0x00, 0x28]]);
+    let rsp = [0x11, 6, 1, 0, 5, 0, 0x00, 0x18, 6, 0, 9, 0, 0x01, 0x18];
+    with_controller(|c| c.l2cap_to_host(conn, CID_ATT, &rsp));
+    advance(5);
+    assert_eq!(
+        att_out(),
+        vec![vec![0x10, 10, 0, 0xff, 0xff, 0x00, 0x28]],
+        "the next range"
+    );
+    with_controller(|c| c.l2cap_to_host(conn, CID_ATT, &[0x01, 0x10, 10, 0, 0x0a]));
+    advance(5);
+    assert_eq!(
+        events(),
+        vec![
+            ev(
+                IRQ_GATTC_SERVICE_RESULT,
+                vec![int(2), int(1), int(5), Arg::Uuid(Uuid::from_u16(0x1800))]
+            ),
+            ev(
+                IRQ_GATTC_SERVICE_RESULT,
+                vec![int(2), int(6), int(9), Arg::Uuid(Uuid::from_u16(0x1801))]
+            ),
+            ev(IRQ_GATTC_SERVICE_DONE, vec![int(2), int(0)]),
+        ]
+    );
+}
+
+#[test]
+fn gattc_read_result_then_done() {
+    let _sim = started();
+    let conn = connect_as_central();
+    assert_eq!(ffi::ubt_gattc_read(conn, 3), OK);
+    advance(5);
+    assert_eq!(att_out(), vec![vec![0x0a, 3, 0]]);
+    with_controller(|c| c.l2cap_to_host(conn, CID_ATT, b"\x0bname"));
+    advance(5);
+    assert_eq!(
+        events(),
+        vec![
+            ev(IRQ_GATTC_READ_RESULT, vec![int(2), int(3), bytes(b"name")]),
+            ev(IRQ_GATTC_READ_DONE, vec![int(2), int(3), int(0)]),
+        ]
+    );
+    // An ATT error ends the read with 0x100 + its code and no result.
+    assert_eq!(ffi::ubt_gattc_read(conn, 7), OK);
+    advance(5);
+    assert_eq!(att_out(), vec![vec![0x0a, 7, 0]]);
+    with_controller(|c| c.l2cap_to_host(conn, CID_ATT, &[0x01, 0x0a, 7, 0, 0x02]));
+    advance(5);
+    assert_eq!(
+        events(),
+        vec![ev(IRQ_GATTC_READ_DONE, vec![int(2), int(7), int(0x102)])]
+    );
+}
+
+// --- L2CAP ------------------------------------------------------------------------------------------
+
+#[test]
+fn l2cap_accept_receive_and_credits_after_drain() {
+    let _sim = started();
+    assert_eq!(ffi::ubt_l2cap_listen(0x80, 512), OK);
+    let conn = connect_as_peripheral();
+    // LE Credit Based Connection Request: psm 0x80, peer cid 0x40, mtu 256, mps 100, 5 credits.
+    let mut req = vec![0x14, 1, 10, 0];
+    for v in [0x80u16, 0x40, 256, 100, 5] {
+        req.extend(v.to_le_bytes());
+    }
+    with_controller(|c| c.l2cap_to_host(conn, CID_SIG, &req));
+    advance(5);
+    let sig = with_controller(|c| c.take_pdus(CID_SIG));
+    assert_eq!(sig.len(), 1, "{sig:?}");
+    let rsp = &sig[0].payload;
+    assert_eq!(
+        &rsp[0..4],
+        &[0x15, 1, 10, 0],
+        "LE Credit Based Connection Response"
+    );
+    let our_cid = u16::from_le_bytes([rsp[4], rsp[5]]);
+    assert_eq!(&rsp[6..8], &512u16.to_le_bytes(), "our MTU");
+    assert_eq!(&rsp[12..14], &[0, 0], "accepted");
+    let cid = i64::from(our_cid);
+    assert_eq!(
+        events(),
+        vec![
+            ev(
+                IRQ_L2CAP_ACCEPT,
+                vec![int(1), int(cid), int(0x80), int(512), int(256)]
+            ),
+            ev(
+                IRQ_L2CAP_CONNECT,
+                vec![int(1), int(cid), int(0x80), int(512), int(256)]
+            ),
+        ]
+    );
+
+    // One SDU in one K-frame: its length, then the data.
+    let mut kframe = 5u16.to_le_bytes().to_vec();
+    kframe.extend(b"hello");
+    with_controller(|c| c.l2cap_to_host(conn, our_cid, &kframe));
+    advance(5);
+    assert_eq!(events(), vec![ev(IRQ_L2CAP_RECV, vec![int(1), int(cid)])]);
+    assert_eq!(
+        with_controller(|c| c.take_pdus(CID_SIG)),
+        vec![],
+        "no credits back while the data waits"
+    );
+
+    let mut out = [0u8; 64];
+    let mut len = out.len();
+    // SAFETY: `out` is writable for `len` bytes; `len` is valid.
+    let st = unsafe { ffi::ubt_l2cap_recvinto(conn, our_cid, out.as_mut_ptr(), &mut len) };
+    assert_eq!(st, OK);
+    assert_eq!(&out[..len], b"hello");
+    advance(5);
+    let sig = with_controller(|c| c.take_pdus(CID_SIG));
+    assert_eq!(sig.len(), 1, "{sig:?}");
+    let credit = &sig[0].payload;
+    assert_eq!(credit[0], 0x16, "LE Flow Control Credit");
+    assert_eq!(&credit[4..6], &our_cid.to_le_bytes());
+    assert!(u16::from_le_bytes([credit[6], credit[7]]) >= 1);
+}
+
+// --- Pairing ----------------------------------------------------------------------------------------
+
+#[test]
+fn pairing_request_is_answered_with_our_io_capabilities() {
+    for io in [3u8, 1] {
+        let _sim = Sim::new();
+        ffi::ubt_ble_config_set_security(UbtSecurityKey::Io, io);
+        ffi::ubt_ble_config_set_security(UbtSecurityKey::Bond, 1);
+        assert_eq!(start(), OK);
+        take_events();
+        let conn = connect_as_peripheral();
+        // Pairing Request: NoInputNoOutput, no OOB, bonding + SC, 16-byte keys, all keys.
+        let req = [0x01, 0x03, 0x00, 0x09, 16, 0x07, 0x07];
+        with_controller(|c| c.l2cap_to_host(conn, CID_SMP, &req));
+        advance(5);
+        let smp = with_controller(|c| c.take_pdus(CID_SMP));
+        assert_eq!(smp.len(), 1, "{smp:?}");
+        let rsp = &smp[0].payload;
+        assert_eq!(rsp[0], 0x02, "Pairing Response");
+        assert_eq!(rsp[1], io, "our IO capabilities");
+        assert_eq!(rsp[3] & 0x01, 0x01, "bonding");
+        stop();
+    }
+}
+
+#[test]
+fn passkey_display_is_asked_for_in_legacy_pairing_with_mitm() {
+    let _sim = Sim::new();
+    // We can only display; the peer can only type: passkey entry, we display.
+    ffi::ubt_ble_config_set_security(UbtSecurityKey::Io, 0);
+    ffi::ubt_ble_config_set_security(UbtSecurityKey::Mitm, 1);
+    ffi::ubt_ble_config_set_security(UbtSecurityKey::LeSecure, 0);
+    assert_eq!(start(), OK);
+    take_events();
+    let conn = connect_as_peripheral();
+    // Pairing Request: KeyboardOnly, no OOB, bonding + MITM (legacy), 16-byte keys.
+    let req = [0x01, 0x02, 0x00, 0x05, 16, 0x07, 0x07];
+    with_controller(|c| c.l2cap_to_host(conn, CID_SMP, &req));
+    advance(5);
+    let smp = with_controller(|c| c.take_pdus(CID_SMP));
+    assert_eq!(smp.first().map(|p| p.payload[0]), Some(0x02), "{smp:?}");
+    let mut key = vec![0u8];
+    key.extend(PEER.iter().rev());
+    assert_eq!(
+        events(),
+        vec![
+            // NimBLE first looks for an existing bond with the peer.
+            ev(IRQ_GET_SECRET, vec![int(2), int(0), Arg::Bytes(key)]),
+            ev(IRQ_PASSKEY_ACTION, vec![int(1), int(3), int(0)]),
+        ]
+    );
+}
+
+// --- More of the link ----------------------------------------------------------------------------
+
+#[test]
+fn acl_waits_for_number_of_completed_packets() {
+    let _sim = started();
+    let h = register_one_characteristic();
+    let conn = connect_as_peripheral();
+    with_controller(|c| c.complete_acl = false);
+    for i in 0..10u8 {
+        let data = [i];
+        // SAFETY: `data` is readable for its length.
+        let st = unsafe { ffi::ubt_gatts_notify(conn, h, buf(&data), false) };
+        assert_eq!(st, OK);
+    }
+    advance(5);
+    // The controller has 8 ACL buffers: the host holds the rest back.
+    let sent = att_out();
+    assert_eq!(sent.len(), 8);
+    with_controller(|c| c.number_of_completed_packets(conn, 8));
+    advance(5);
+    let [lo, hi] = h.to_le_bytes();
+    assert_eq!(
+        att_out(),
+        vec![vec![0x1b, lo, hi, 8], vec![0x1b, lo, hi, 9]],
+        "the rest after Number of Completed Packets"
+    );
+}
+
+#[test]
+fn stopping_disconnects_without_events() {
+    let _sim = started();
+    let conn = connect_as_peripheral();
+    assert_eq!(ffi::ubt_ble_gap_scan_start(0, 30_000, 30_000, false), OK);
+    stop();
+    assert!(!ffi::ubt_ble_is_active());
+    assert_eq!(last_sent(0x0406), vec![conn as u8, 0, 0x13]);
+    // Only the scan's end: connections close silently once stopping (spec §14.6).
+    assert_eq!(events(), vec![ev(IRQ_SCAN_DONE, vec![])]);
+}
+
+#[test]
+fn stop_waits_for_a_withheld_disconnection() {
+    let _sim = started();
+    let _conn = connect_as_peripheral();
+    with_controller(|c| {
+        c.delay.insert(0x0406, 1500);
+    });
+    let t0 = now_ms();
+    assert!(ffi::ubt_ble_stop_begin());
+    assert!(!ffi::ubt_ble_is_stopped());
+    assert!(super::advance_until(super::STOP_TIMEOUT_MS, || {
+        ffi::ubt_ble_is_stopped()
+    }));
+    ffi::ubt_ble_stop_finish();
+    assert!(
+        now_ms().wrapping_sub(t0) >= 1500,
+        "stopped only once the link was down"
+    );
+}
+
+#[test]
+fn connect_cancel_reports_a_failed_connection() {
+    let _sim = started();
+    // SAFETY: PEER is 6 readable bytes.
+    let st = unsafe { ffi::ubt_ble_gap_connect(0, PEER.as_ptr(), 2000, 0, 0) };
+    assert_eq!(st, OK);
+    assert_eq!(ffi::ubt_ble_gap_connect_cancel(), OK);
+    advance(5);
+    assert_eq!(
+        events(),
+        vec![ev(
+            IRQ_PERIPHERAL_DISCONNECT,
+            vec![int(65535), int(255), bytes(&[0; 6])]
+        )]
+    );
+}
+
+#[test]
+fn gatts_indicate_is_confirmed() {
+    let _sim = started();
+    let h = register_one_characteristic();
+    let conn = connect_as_peripheral();
+    // The peer subscribes to indications: its CCCD write raises no event (spec §6).
+    let [lo, hi] = (h + 1).to_le_bytes();
+    with_controller(|c| c.l2cap_to_host(conn, CID_ATT, &[0x12, lo, hi, 0x02, 0x00]));
+    advance(5);
+    assert_eq!(att_out(), vec![vec![0x13]]);
+    assert_eq!(events(), vec![]);
+    // Without data the value is read locally first: READ_REQUEST(65535, h) inside the call.
+    // SAFETY: no buffer is passed.
+    let st = unsafe { ffi::ubt_gatts_notify(conn, h, NO_BUF, true) };
+    assert_eq!(st, OK);
+    assert_eq!(
+        events(),
+        vec![ev(
+            IRQ_GATTS_READ_REQUEST,
+            vec![int(65535), int(i64::from(h))]
+        )]
+    );
+    advance(5);
+    let [lo, hi] = h.to_le_bytes();
+    assert_eq!(
+        att_out(),
+        vec![vec![0x1d, lo, hi]],
+        "Handle Value Indication"
+    );
+    with_controller(|c| c.l2cap_to_host(conn, CID_ATT, &[0x1e]));
+    advance(5);
+    assert_eq!(
+        events(),
+        vec![ev(
+            IRQ_GATTS_INDICATE_DONE,
+            vec![int(1), int(i64::from(h)), int(0)]
+        )]
+    );
+}
+
+#[test]
+fn mtu_exchange_from_the_peer() {
+    let _sim = started();
+    let mut ours = 0u16;
+    // SAFETY: `ours` is writable.
+    assert_eq!(unsafe { ffi::ubt_ble_config_mtu(&mut ours) }, OK);
+    let conn = connect_as_peripheral();
+    with_controller(|c| c.l2cap_to_host(conn, CID_ATT, &[0x02, 0x00, 0x01]));
+    advance(5);
+    let [lo, hi] = ours.to_le_bytes();
+    assert_eq!(att_out(), vec![vec![0x03, lo, hi]], "Exchange MTU Response");
+    assert_eq!(
+        events(),
+        vec![ev(
+            IRQ_MTU_EXCHANGED,
+            vec![int(1), int(i64::from(ours.min(256)))]
+        )]
+    );
+}
+
+#[test]
+fn gattc_characteristics_lag_by_one_and_notifications_arrive() {
+    let _sim = started();
+    let conn = connect_as_central();
+    // SAFETY: a null UUID means no filter.
+    let st = unsafe { ffi::ubt_gattc_discover_characteristics(conn, 1, 0xffff, core::ptr::null()) };
+    assert_eq!(st, OK);
+    advance(5);
+    // Read By Type, 1..0xffff, characteristic declarations.
+    assert_eq!(att_out(), vec![vec![0x08, 1, 0, 0xff, 0xff, 0x03, 0x28]]);
+    let rsp = [
+        0x09, 7, 2, 0, 0x02, 3, 0, 0x00, 0x2a, 4, 0, 0x1a, 5, 0, 0x01, 0x2a,
+    ];
+    with_controller(|c| c.l2cap_to_host(conn, CID_ATT, &rsp));
+    advance(5);
+    assert_eq!(att_out(), vec![vec![0x08, 5, 0, 0xff, 0xff, 0x03, 0x28]]);
+    with_controller(|c| c.l2cap_to_host(conn, CID_ATT, &[0x01, 0x08, 5, 0, 0x0a]));
+    advance(5);
+    assert_eq!(
+        events(),
+        vec![
+            // (conn, end_handle, value_handle, properties, uuid): end is the next one's
+            // declaration - 1, or the end asked for.
+            ev(
+                IRQ_GATTC_CHARACTERISTIC_RESULT,
+                vec![
+                    int(2),
+                    int(3),
+                    int(3),
+                    int(2),
+                    Arg::Uuid(Uuid::from_u16(0x2a00))
+                ]
+            ),
+            ev(
+                IRQ_GATTC_CHARACTERISTIC_RESULT,
+                vec![
+                    int(2),
+                    int(65535),
+                    int(5),
+                    int(0x1a),
+                    Arg::Uuid(Uuid::from_u16(0x2a01))
+                ]
+            ),
+            ev(IRQ_GATTC_CHARACTERISTIC_DONE, vec![int(2), int(0)]),
+        ]
+    );
+
+    with_controller(|c| c.l2cap_to_host(conn, CID_ATT, &[0x1b, 5, 0, 7, 8, 9]));
+    advance(5);
+    assert_eq!(
+        events(),
+        vec![ev(
+            IRQ_GATTC_NOTIFY,
+            vec![int(2), int(5), bytes(&[7, 8, 9])]
+        )]
+    );
+}
+
+#[test]
+fn gattc_write_with_response_is_done_once_answered() {
+    let _sim = started();
+    let conn = connect_as_central();
+    let data = b"on";
+    // SAFETY: `data` is readable for its length.
+    let st = unsafe { ffi::ubt_gattc_write(conn, 5, data.as_ptr(), data.len(), 1) };
+    assert_eq!(st, OK);
+    advance(5);
+    assert_eq!(att_out(), vec![b"\x12\x05\x00on".to_vec()], "Write Request");
+    assert_eq!(events(), vec![]);
+    with_controller(|c| c.l2cap_to_host(conn, CID_ATT, &[0x13]));
+    advance(5);
+    assert_eq!(
+        events(),
+        vec![ev(IRQ_GATTC_WRITE_DONE, vec![int(2), int(5), int(0)])]
+    );
+}
+
+#[test]
+fn l2cap_send_goes_out_as_a_k_frame() {
+    let _sim = started();
+    assert_eq!(ffi::ubt_l2cap_listen(0x80, 512), OK);
+    let conn = connect_as_peripheral();
+    let mut req = vec![0x14, 1, 10, 0];
+    for v in [0x80u16, 0x40, 256, 100, 5] {
+        req.extend(v.to_le_bytes());
+    }
+    with_controller(|c| c.l2cap_to_host(conn, CID_SIG, &req));
+    advance(5);
+    let rsp = with_controller(|c| c.take_pdus(CID_SIG)).remove(0).payload;
+    let our_cid = u16::from_le_bytes([rsp[4], rsp[5]]);
+    events();
+    let mut more = false;
+    let data = b"ping";
+    // SAFETY: `data` is readable for its length; `more` is writable.
+    let st = unsafe { ffi::ubt_l2cap_send(conn, our_cid, data.as_ptr(), data.len(), &mut more) };
+    assert_eq!(st, OK);
+    assert!(more, "room for more");
+    advance(5);
+    // On the peer's CID: the SDU length, then the data.
+    let frames = with_controller(|c| c.take_pdus(0x40));
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0].payload, b"\x04\x00ping".to_vec());
+
+    // The peer disconnects the channel.
+    let mut dis = vec![0x06, 2, 4, 0];
+    dis.extend(our_cid.to_le_bytes());
+    dis.extend(0x40u16.to_le_bytes());
+    with_controller(|c| c.l2cap_to_host(conn, CID_SIG, &dis));
+    advance(5);
+    assert_eq!(
+        events(),
+        vec![ev(
+            IRQ_L2CAP_DISCONNECT,
+            vec![int(1), int(i64::from(our_cid)), int(0x80), int(0)]
+        )]
+    );
+}
