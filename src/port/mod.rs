@@ -49,6 +49,16 @@ pub struct Wakeup {
     pub pending: fn() -> bool,
 }
 
+/// Why the HCI UART did not open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UartError {
+    /// The device or endpoint isn't there (or refused us). Start-up carries on and times out,
+    /// as the C module's does for a missing tty.
+    Unavailable,
+    /// The port's settings are invalid; the port has printed which one. Start-up fails at once.
+    BadSetting,
+}
+
 #[cfg(feature = "unix")]
 #[path = "../../ports/unix/hci_uart.rs"]
 mod imp;
@@ -63,11 +73,14 @@ mod imp {
         fn ubt_port_hci_uart_wait_rx(timeout_ms: u32);
     }
 
-    /// Opens the HCI UART; false if it could not be opened. Bare-metal ports ask for polls
-    /// through `ubt_port_event` instead of `_wakeup`.
-    pub fn uart_open(_wakeup: super::Wakeup) -> bool {
+    /// Opens the HCI UART. Bare-metal ports ask for polls through `ubt_port_event` instead of
+    /// `_wakeup`; their UART settings are fixed at build time, so any failure is `Unavailable`.
+    pub fn uart_open(_wakeup: super::Wakeup) -> Result<(), super::UartError> {
         // SAFETY: the port's driver takes no pointers here.
-        unsafe { ubt_port_hci_uart_open() == 0 }
+        match unsafe { ubt_port_hci_uart_open() } {
+            0 => Ok(()),
+            _ => Err(super::UartError::Unavailable),
+        }
     }
 
     /// Closes the HCI UART.
