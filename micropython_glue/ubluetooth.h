@@ -143,6 +143,7 @@ bool ubt_ble_is_active(void);
 
 // Starts the stack; the shim then waits with the scheduler running until
 // [`ubt_ble_is_active`] or the start-up timeout, and calls [`ubt_ble_start_finish`].
+// `EINVAL` (nothing to wait for, the stack is off) when the port's UART settings are invalid.
 ubt_status_t ubt_ble_start_begin(void);
 
 // Completes start-up: `OK`, or `ETIMEDOUT` with the stack torn down.

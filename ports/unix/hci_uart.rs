@@ -1,7 +1,10 @@
 //! The Unix port's HCI UART: the tty named by `MICROPYBTUART` (default `/dev/ttyUSB0`) in raw
-//! mode, and a reader thread that only moves bytes into a buffer and asks MicroPython's
-//! scheduler for a poll (design rule 5). The thread also requests a poll when a NimBLE timer
-//! is due, so callouts fire without any traffic.
+//! mode, or a TCP connection to an H4 endpoint (`MICROPYBTUART=tcp:HOST:PORT`: RootCanal's
+//! `-hci_port`, Bumble's `tcp-server:` transport, an emulator's HCI socket), and a reader
+//! thread that only moves bytes into a buffer and asks MicroPython's scheduler for a poll
+//! (design rule 5). The thread also requests a poll when a NimBLE timer is due, so callouts
+//! fire without any traffic. A tty runs at `MICROPYBTBAUD` (default 1000000) with RTS/CTS
+//! unless `MICROPYBTFLOW=0`; see [`Settings`].
 //!
 //! MicroPython runs scheduled work only when the VM looks for it, which it doesn't do while
 //! the script blocks in a system call (`sys.stdin.readline()`, `time.sleep(1.0)`,
@@ -16,6 +19,8 @@
 
 use std::collections::VecDeque;
 use std::ffi::CString;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::fd::IntoRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -24,6 +29,30 @@ use std::time::{Duration, Instant};
 use vm_wake::{VmWaker, Woken};
 
 const DEFAULT_DEVICE: &str = "/dev/ttyUSB0";
+/// How long a TCP connect may take before the endpoint counts as unavailable. A refused
+/// connection fails at once; this bounds a host that drops the SYN.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The baud rates termios names (`Bxxx`), which are the ones a tty can be set to here.
+const BAUD_RATES: [(u32, libc::speed_t); 18] = [
+    (9600, libc::B9600),
+    (19200, libc::B19200),
+    (38400, libc::B38400),
+    (57600, libc::B57600),
+    (115_200, libc::B115200),
+    (230_400, libc::B230400),
+    (460_800, libc::B460800),
+    (500_000, libc::B500000),
+    (576_000, libc::B576000),
+    (921_600, libc::B921600),
+    (1_000_000, libc::B1000000),
+    (1_152_000, libc::B1152000),
+    (1_500_000, libc::B1500000),
+    (2_000_000, libc::B2000000),
+    (2_500_000, libc::B2500000),
+    (3_000_000, libc::B3000000),
+    (3_500_000, libc::B3500000),
+    (4_000_000, libc::B4000000),
+];
 /// How often the reader thread looks at timers while the line is quiet.
 const IDLE_TICK_MS: i32 = 2;
 /// How long a queued poll may wait before the VM thread is signalled. A VM running bytecode
@@ -305,8 +334,147 @@ mod vm_wake {
     }
 }
 
+/// What `MICROPYBTUART` names.
+#[derive(Debug, PartialEq, Eq)]
+enum Endpoint {
+    Tty(String),
+    /// `tcp:HOST:PORT`; `host` without the brackets of an IPv6 literal.
+    Tcp {
+        host: String,
+        port: u16,
+    },
+}
+
+/// The port's settings, read from the environment at every `active(True)`.
+#[derive(Debug, PartialEq, Eq)]
+struct Settings {
+    endpoint: Endpoint,
+    /// `MICROPYBTBAUD`: one of [`BAUD_RATES`]; only a tty uses it.
+    baud: libc::speed_t,
+    /// `MICROPYBTFLOW`: `1` RTS/CTS, `0` none; only a tty uses it.
+    rts_cts: bool,
+}
+
+impl Settings {
+    /// Reads the settings through `var` (the environment, or a table in tests). An unset or
+    /// empty variable takes its default. Every variable is checked even when the endpoint
+    /// doesn't use it, so a typo never goes unnoticed. `Err` is the one-line reason.
+    fn read(var: impl Fn(&str) -> Option<String>) -> Result<Settings, String> {
+        let get = |name| var(name).filter(|v: &String| !v.is_empty());
+        let endpoint = match get("MICROPYBTUART") {
+            Some(v) => parse_endpoint(&v).map_err(|why| format!("MICROPYBTUART={v}: {why}"))?,
+            None => Endpoint::Tty(DEFAULT_DEVICE.into()),
+        };
+        let baud = match get("MICROPYBTBAUD") {
+            Some(v) => parse_baud(&v).ok_or_else(|| {
+                let rates: Vec<String> = BAUD_RATES.iter().map(|r| r.0.to_string()).collect();
+                format!(
+                    "MICROPYBTBAUD={v}: not a supported baud rate (one of {})",
+                    rates.join(", ")
+                )
+            })?,
+            // 1 Mbaud, what the C module sets.
+            None => libc::B1000000,
+        };
+        let rts_cts = match get("MICROPYBTFLOW").as_deref() {
+            None | Some("1") => true,
+            Some("0") => false,
+            Some(v) => {
+                return Err(format!(
+                    "MICROPYBTFLOW={v}: not 0 (no flow control) or 1 (RTS/CTS)"
+                ))
+            }
+        };
+        Ok(Settings {
+            endpoint,
+            baud,
+            rts_cts,
+        })
+    }
+}
+
+fn parse_baud(v: &str) -> Option<libc::speed_t> {
+    let rate: u32 = v.parse().ok()?;
+    BAUD_RATES.iter().find(|r| r.0 == rate).map(|r| r.1)
+}
+
+/// A tty path, or `SCHEME:...`. Only a value that starts like a URL scheme (a letter, then
+/// letters, digits, `+`, `-`, `.`) up to its first colon is taken as one, so tty paths with
+/// colons (`/dev/serial/by-path/pci-0000:00:14.0-usb-0:1:1.0-port0`) stay paths.
+fn parse_endpoint(v: &str) -> Result<Endpoint, String> {
+    let Some((scheme, rest)) = v.split_once(':') else {
+        return Ok(Endpoint::Tty(v.into()));
+    };
+    let is_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !is_scheme {
+        return Ok(Endpoint::Tty(v.into()));
+    }
+    if !scheme.eq_ignore_ascii_case("tcp") {
+        return Err(format!(
+            "unknown scheme '{scheme}:' (use a tty path or tcp:HOST:PORT)"
+        ));
+    }
+    let bad = || "not tcp:HOST:PORT (PORT 1..65535, an IPv6 HOST in brackets)".to_string();
+    let (host, port) = rest.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().ok().filter(|&p| p != 0).ok_or_else(bad)?;
+    let host = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) if v6.contains(':') => v6,
+        Some(_) => return Err(bad()),
+        None if host.is_empty() || host.contains([':', '[', ']']) => return Err(bad()),
+        None => host,
+    };
+    Ok(Endpoint::Tcp {
+        host: host.into(),
+        port,
+    })
+}
+
+/// Writes one line to stdout the way MicroPython writes its own output (straight to fd 1), so
+/// the two keep their order.
+fn say(line: &str) {
+    let msg = format!("{line}\n");
+    // SAFETY: `msg` is a valid buffer of `msg.len()` bytes; fd 1 may be closed, which write
+    // reports as an error we ignore.
+    let _ = unsafe { libc::write(1, msg.as_ptr().cast(), msg.len()) };
+}
+
+/// Opens the tty read-write and non-blocking; None if it can't be opened.
+fn open_tty(path: &str) -> Option<i32> {
+    let cpath = CString::new(path).ok()?;
+    // SAFETY: `cpath` is a valid NUL-terminated string.
+    let fd = unsafe {
+        libc::open(
+            cpath.as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        )
+    };
+    (fd >= 0).then_some(fd)
+}
+
+/// Connects to the first of `host`'s addresses that accepts, with Nagle off (an HCI command
+/// must not wait for the previous one's ACK); a non-blocking descriptor, or None.
+fn connect_tcp(host: &str, port: u16) -> Option<i32> {
+    let addrs = (host, port).to_socket_addrs().ok()?;
+    for addr in addrs {
+        let Ok(stream) = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) else {
+            continue;
+        };
+        if stream.set_nodelay(true).is_ok() && stream.set_nonblocking(true).is_ok() {
+            // std opens sockets close-on-exec.
+            return Some(stream.into_raw_fd());
+        }
+    }
+    None
+}
+
 struct Uart {
     fd: i32,
+    /// A TCP socket rather than a tty: written with `send`, so a closed peer can't raise
+    /// SIGPIPE.
+    socket: bool,
     shared: Arc<Shared>,
     reader: Option<JoinHandle<()>>,
 }
@@ -323,19 +491,24 @@ fn shared() -> Option<Arc<Shared>> {
     lock(&UART).as_ref().map(|u| u.shared.clone())
 }
 
-fn configure_raw(fd: i32) {
+fn configure_raw(fd: i32, baud: libc::speed_t, rts_cts: bool) {
     // SAFETY: `fd` is an open descriptor; termios is plain data we own on the stack.
     unsafe {
         let mut tio: libc::termios = std::mem::zeroed();
         if libc::tcgetattr(fd, &mut tio) != 0 {
-            return; // Not a tty (e.g. a socket or a file in tests): nothing to configure.
+            return; // Not a tty (e.g. a file in tests): nothing to configure.
         }
         libc::cfmakeraw(&mut tio);
-        tio.c_cflag |= libc::CLOCAL | libc::CREAD | libc::CRTSCTS;
+        tio.c_cflag |= libc::CLOCAL | libc::CREAD;
+        if rts_cts {
+            tio.c_cflag |= libc::CRTSCTS;
+        } else {
+            tio.c_cflag &= !libc::CRTSCTS;
+        }
         tio.c_cc[libc::VMIN] = 1;
         tio.c_cc[libc::VTIME] = 0;
-        libc::cfsetispeed(&mut tio, libc::B1000000);
-        libc::cfsetospeed(&mut tio, libc::B1000000);
+        libc::cfsetispeed(&mut tio, baud);
+        libc::cfsetospeed(&mut tio, baud);
         libc::tcsetattr(fd, libc::TCSANOW, &tio);
         libc::tcflush(fd, libc::TCIOFLUSH);
     }
@@ -368,8 +541,10 @@ fn reader_loop(fd: i32, shared: Arc<Shared>, wakeup: super::Wakeup, mut waker: O
                 shared.rx_ready.notify_all();
                 got = true;
             }
-        } else if ready > 0 {
-            // Hang-up or error with nothing to read: don't spin on it.
+        }
+        if ready > 0 && !got {
+            // Hang-up, end of stream (the TCP peer closed) or an error, with nothing read:
+            // the descriptor stays ready, so don't spin on it.
             std::thread::sleep(Duration::from_millis(IDLE_TICK_MS as u64));
         }
         let queued = (wakeup.request)(got);
@@ -436,31 +611,35 @@ fn spawn_without_signals(f: impl FnOnce() + Send + 'static) -> Option<JoinHandle
     }
 }
 
-/// Opens and configures the tty and starts the reader thread, which asks for polls through
-/// `wakeup`.
-pub fn uart_open(wakeup: super::Wakeup) -> bool {
+/// Opens and configures the tty, or connects to the TCP endpoint, and starts the reader
+/// thread, which asks for polls through `wakeup`.
+pub fn uart_open(wakeup: super::Wakeup) -> Result<(), super::UartError> {
     uart_close();
-    let path = std::env::var("MICROPYBTUART").unwrap_or_else(|_| DEFAULT_DEVICE.to_string());
-    let Ok(cpath) = CString::new(path.clone()) else {
-        return false;
+    let settings = Settings::read(|name| std::env::var(name).ok()).map_err(|why| {
+        say(&format!("mp_bluetooth_hci_uart_init: {why}"));
+        super::UartError::BadSetting
+    })?;
+    let (fd, socket, name) = match &settings.endpoint {
+        Endpoint::Tty(path) => (open_tty(path), false, path.clone()),
+        Endpoint::Tcp { host, port } => {
+            let name = if host.contains(':') {
+                format!("tcp:[{host}]:{port}")
+            } else {
+                format!("tcp:{host}:{port}")
+            };
+            (connect_tcp(host, *port), true, name)
+        }
     };
-    // SAFETY: `cpath` is a valid NUL-terminated string.
-    let fd = unsafe {
-        libc::open(
-            cpath.as_ptr(),
-            libc::O_RDWR | libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_CLOEXEC,
-        )
+    let Some(fd) = fd else {
+        // The C module's message, on stdout, so scripts' output stays the same.
+        say(&format!(
+            "mp_bluetooth_hci_uart_init: Unable to open port {name}"
+        ));
+        return Err(super::UartError::Unavailable);
     };
-    if fd < 0 {
-        // The C module's message, on stdout, so scripts' output stays the same. Written
-        // straight to fd 1 as MicroPython's own output is, so the two keep their order.
-        let msg = format!("mp_bluetooth_hci_uart_init: Unable to open port {path}\n");
-        // SAFETY: `msg` is a valid buffer of `msg.len()` bytes; fd 1 may be closed, which
-        // write reports as an error we ignore.
-        let _ = unsafe { libc::write(1, msg.as_ptr().cast(), msg.len()) };
-        return false;
+    if !socket {
+        configure_raw(fd, settings.baud, settings.rts_cts);
     }
-    configure_raw(fd);
     // uart_open runs on the VM thread: the one to interrupt. Once the reader thread (the
     // only user of the waker) has been joined by uart_close, nothing is signalled any more.
     let waker = VmWaker::for_current_thread();
@@ -474,13 +653,18 @@ pub fn uart_open(wakeup: super::Wakeup) -> bool {
     if reader.is_none() {
         // SAFETY: `fd` was opened above and is not shared with anyone yet.
         unsafe { libc::close(fd) };
-        return false;
+        return Err(super::UartError::Unavailable);
     }
-    *lock(&UART) = Some(Uart { fd, shared, reader });
-    true
+    *lock(&UART) = Some(Uart {
+        fd,
+        socket,
+        shared,
+        reader,
+    });
+    Ok(())
 }
 
-/// Stops the reader thread and closes the tty. Idempotent.
+/// Stops the reader thread and closes the tty or socket. Idempotent.
 pub fn uart_close() {
     let uart = lock(&UART).take();
     if let Some(mut u) = uart {
@@ -493,10 +677,10 @@ pub fn uart_close() {
     }
 }
 
-/// Writes all of `data`, waiting for the tty to drain when it is full (up to 1 s).
+/// Writes all of `data`, waiting for the tty or socket to drain when it is full (up to 1 s).
 pub fn uart_write(data: &[u8]) -> bool {
-    let fd = match lock(&UART).as_ref() {
-        Some(u) => u.fd,
+    let (fd, socket) = match lock(&UART).as_ref() {
+        Some(u) => (u.fd, u.socket),
         None => return false,
     };
     let mut off = 0;
@@ -504,7 +688,13 @@ pub fn uart_write(data: &[u8]) -> bool {
     while off < data.len() {
         let rest = &data[off..];
         // SAFETY: `rest` is a valid readable slice.
-        let n = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
+        let n = unsafe {
+            if socket {
+                libc::send(fd, rest.as_ptr().cast(), rest.len(), libc::MSG_NOSIGNAL)
+            } else {
+                libc::write(fd, rest.as_ptr().cast(), rest.len())
+            }
+        };
         if n > 0 {
             off += n as usize;
             continue;
@@ -555,5 +745,90 @@ pub fn uart_wait_rx(timeout_ms: u32) {
         let _ = shared
             .rx_ready
             .wait_timeout(rx, Duration::from_millis(timeout_ms as u64));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(vars: &[(&str, &str)]) -> Result<Settings, String> {
+        Settings::read(|name| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    fn tcp(host: &str, port: u16) -> Endpoint {
+        Endpoint::Tcp {
+            host: host.into(),
+            port,
+        }
+    }
+
+    #[test]
+    fn defaults_are_todays_tty() {
+        let want = Settings {
+            endpoint: Endpoint::Tty(DEFAULT_DEVICE.into()),
+            baud: libc::B1000000,
+            rts_cts: true,
+        };
+        assert_eq!(read(&[]), Ok(want));
+        let empty = read(&[
+            ("MICROPYBTUART", ""),
+            ("MICROPYBTBAUD", ""),
+            ("MICROPYBTFLOW", ""),
+        ]);
+        assert_eq!(
+            empty.map(|s| s.endpoint),
+            Ok(Endpoint::Tty(DEFAULT_DEVICE.into()))
+        );
+    }
+
+    #[test]
+    fn endpoints() {
+        let ep = |v| parse_endpoint(v);
+        assert_eq!(ep("/dev/ttyACM0"), Ok(Endpoint::Tty("/dev/ttyACM0".into())));
+        assert_eq!(ep("hci0"), Ok(Endpoint::Tty("hci0".into())));
+        let by_path = "/dev/serial/by-path/pci-0000:00:14.0-usb-0:1:1.0-port0";
+        assert_eq!(ep(by_path), Ok(Endpoint::Tty(by_path.into())));
+        assert_eq!(ep("tcp:127.0.0.1:6402"), Ok(tcp("127.0.0.1", 6402)));
+        assert_eq!(ep("TCP:localhost:1"), Ok(tcp("localhost", 1)));
+        assert_eq!(ep("tcp:[::1]:65535"), Ok(tcp("::1", 65535)));
+        for bad in [
+            "foo:bar",
+            "serial:/dev/ttyUSB0",
+            "tcp:",
+            "tcp:localhost",
+            "tcp:localhost:",
+            "tcp:localhost:0",
+            "tcp:localhost:65536",
+            "tcp:localhost:x",
+            "tcp::6402",
+            "tcp:::1:6402",
+            "tcp:[localhost]:6402",
+            "tcp:[::1:6402",
+        ] {
+            assert!(ep(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn baud_and_flow() {
+        let s = read(&[("MICROPYBTBAUD", "115200"), ("MICROPYBTFLOW", "0")]).unwrap();
+        assert_eq!((s.baud, s.rts_cts), (libc::B115200, false));
+        let s = read(&[("MICROPYBTBAUD", "3000000"), ("MICROPYBTFLOW", "1")]).unwrap();
+        assert_eq!((s.baud, s.rts_cts), (libc::B3000000, true));
+        for bad in ["fast", "115201", "-1", "0", " 115200"] {
+            let e = read(&[("MICROPYBTBAUD", bad)]).unwrap_err();
+            assert!(e.starts_with(&format!("MICROPYBTBAUD={bad}: ")), "{e}");
+        }
+        for bad in ["2", "yes", "on"] {
+            let e = read(&[("MICROPYBTFLOW", bad)]).unwrap_err();
+            assert!(e.starts_with(&format!("MICROPYBTFLOW={bad}: ")), "{e}");
+        }
+        // Checked even when the endpoint is TCP and doesn't use them.
+        assert!(read(&[("MICROPYBTUART", "tcp:h:1"), ("MICROPYBTFLOW", "2")]).is_err());
     }
 }

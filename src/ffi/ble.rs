@@ -17,10 +17,10 @@ pub extern "C" fn ubt_ble_is_active() -> bool {
 
 /// Starts the stack; the shim then waits with the scheduler running until
 /// [`ubt_ble_is_active`] or the start-up timeout, and calls [`ubt_ble_start_finish`].
+/// `EINVAL` (nothing to wait for, the stack is off) when the port's UART settings are invalid.
 #[no_mangle]
 pub extern "C" fn ubt_ble_start_begin() -> Status {
-    stack::start_begin(thread());
-    OK
+    status(stack::start_begin(thread()))
 }
 
 /// Completes start-up: `OK`, or `ETIMEDOUT` with the stack torn down.

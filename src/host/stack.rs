@@ -52,21 +52,31 @@ extern "C" fn on_sync() {
 /// First half of `active(True)`: opens the UART and starts NimBLE. The shim then runs the
 /// scheduler until [`is_active`] or 2 s pass, and calls [`start_finish`].
 ///
-/// The caller has already stopped a running stack.
-pub fn start_begin(t: NimbleThread) {
+/// The caller has already stopped a running stack. Fails with `InvalidArg` (and the stack stays
+/// off) when the port's UART settings are invalid.
+pub fn start_begin(t: NimbleThread) -> Result<(), Error> {
     set_state(StackState::Starting);
     npl::reset(t);
     transport::reset(t);
     gattc::reset(t);
     l2cap::reset(t);
-    // If the UART does not open the host never syncs and start-up times out, as in the C module.
-    let _ = port::uart_open(sched::WAKEUP);
+    match port::uart_open(sched::WAKEUP) {
+        // A setting that can never work: say so now rather than after the start-up timeout.
+        Err(port::UartError::BadSetting) => {
+            set_state(StackState::Off);
+            return Err(Error::InvalidArg);
+        }
+        // If the UART does not open the host never syncs and start-up times out, as in the C
+        // module.
+        Err(port::UartError::Unavailable) | Ok(()) => {}
+    }
     set_state(StackState::WaitingForSync);
     // SAFETY: NimBLE's init runs on the NimBLE thread (the token) with the host stopped.
     unsafe { ns::nimble_port_init() };
     sys::cfg::with(t, |cfg| cfg.sync_cb = Some(on_sync));
     security::configure_host(t);
     sched::request_poll();
+    Ok(())
 }
 
 /// Second half of `active(True)`, once the host synced (`synced`) or start-up timed out: on

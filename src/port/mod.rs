@@ -49,11 +49,30 @@ pub struct Wakeup {
     pub pending: fn() -> bool,
 }
 
+/// Why the HCI UART did not open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UartError {
+    /// The device or endpoint isn't there (or refused us). Start-up carries on and times out,
+    /// as the C module's does for a missing tty.
+    Unavailable,
+    /// The port's settings are invalid; the port has printed which one. Start-up fails at once.
+    BadSetting,
+}
+
 // Under test and with `sim` the UART is the simulated controller (crate::testing), reached
 // like a bare-metal port's driver.
 #[cfg(all(feature = "unix", not(any(test, feature = "sim"))))]
 #[path = "../../ports/unix/hci_uart.rs"]
 mod imp;
+
+/// Under test the Unix UART is still compiled, for its own unit tests (settings parsing), but
+/// not used; cbindgen reads it once, as `imp`.
+///
+/// cbindgen:ignore
+#[cfg(all(feature = "unix", test))]
+#[path = "../../ports/unix/hci_uart.rs"]
+#[allow(dead_code)]
+mod unix_uart;
 
 #[cfg(any(not(feature = "unix"), test, feature = "sim"))]
 mod imp {
@@ -65,11 +84,14 @@ mod imp {
         fn ubt_port_hci_uart_wait_rx(timeout_ms: u32);
     }
 
-    /// Opens the HCI UART; false if it could not be opened. Bare-metal ports ask for polls
-    /// through `ubt_port_event` instead of `_wakeup`.
-    pub fn uart_open(_wakeup: super::Wakeup) -> bool {
+    /// Opens the HCI UART. Bare-metal ports ask for polls through `ubt_port_event` instead of
+    /// `_wakeup`; their UART settings are fixed at build time, so any failure is `Unavailable`.
+    pub fn uart_open(_wakeup: super::Wakeup) -> Result<(), super::UartError> {
         // SAFETY: the port's driver takes no pointers here.
-        unsafe { ubt_port_hci_uart_open() == 0 }
+        match unsafe { ubt_port_hci_uart_open() } {
+            0 => Ok(()),
+            _ => Err(super::UartError::Unavailable),
+        }
     }
 
     /// Closes the HCI UART.

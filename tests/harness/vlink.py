@@ -1,21 +1,27 @@
 #!/usr/bin/env python3
-"""N virtual BLE controllers on one shared link, each behind its own pty (HCI over H4).
+"""N virtual BLE controllers on one shared link, each behind its own pty or TCP port (HCI over H4).
 
     python tests/harness/vlink.py --count 2 --dir /tmp/bt [--delay-ms 5] [-v]
+    python tests/harness/vlink.py --count 2 --tcp [--tcp-port 6402] [-v]
 
-creates DIR/hci0 .. DIR/hci{N-1} (symlinks to the pty slaves), prints `ready` once all are
-listening, and runs until SIGTERM/SIGINT or EOF on stdin (stdin is only watched when it is a
-pipe, socket or terminal, so `... </dev/null &` keeps running). The symlinks are removed on
-exit. Point a firmware instance at one with MICROPYBTUART=DIR/hciK.
+The first creates DIR/hci0 .. DIR/hci{N-1} (symlinks to the pty slaves); point a firmware
+instance at one with MICROPYBTUART=DIR/hciK. With --tcp, controller K listens on 127.0.0.1
+instead (port BASE+K, or free ports when no --tcp-port is given) and a line `hciK
+tcp:127.0.0.1:PORT` names each one: MICROPYBTUART=tcp:127.0.0.1:PORT. Either way it prints
+`ready` once all are listening, and runs until SIGTERM/SIGINT or EOF on stdin (stdin is only
+watched when it is a pipe, socket or terminal, so `... </dev/null &` keeps running). The
+symlinks are removed on exit.
 
-A host may open, close and reopen its pty any number of times. While nobody has it open
-the controller behaves as if it had been reset (no advertising, scanning or links) and
-nothing it would send is kept for the next opener.
+A host may open, close and reopen its pty (or connect, disconnect and reconnect) any number
+of times. While it has none, the controller behaves as if it had been reset (no advertising,
+scanning or links) and nothing it would send is kept for the next host. A TCP port serves one
+host at a time and closes any other connection at once.
 
 In-process use (e.g. from pytest):
 
     async with VLink(count=2) as vlink:
-        vlink.paths        # pty paths (symlinks when a directory was given)
+        vlink.paths        # pty paths (symlinks when a directory was given), or
+                           # tcp:127.0.0.1:PORT with VLink(..., tcp=True)
         vlink.controllers  # the VController instances
 """
 
@@ -225,21 +231,125 @@ class PtyHciPort:
                 pass
 
 
+class TcpHciPort:
+    """The H4 side of one controller as a TCP server on 127.0.0.1, one host at a time.
+
+    A host closing its connection detaches it, as closing a pty does; `drop_host()` closes
+    the connection from this side (the controller going away under the host) while the
+    port keeps listening for the next one.
+    """
+
+    def __init__(self, controller: VController) -> None:
+        self.controller = controller
+        self.parser = PacketParser(controller)
+        self.attached = False
+        self.attach_count = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._transport: asyncio.Transport | None = None
+        controller.host = self
+
+    async def start(self, port: int = 0) -> TcpHciPort:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _TcpHostProtocol(self), '127.0.0.1', port, reuse_address=True)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    @property
+    def path(self) -> str:
+        return f'tcp:127.0.0.1:{self.port}'
+
+    def _attach(self, transport: asyncio.Transport) -> bool:
+        if self._transport is not None:
+            return False
+        self._transport = transport
+        self.attached = True
+        self.attach_count += 1
+        logger.info('[%s] host attached (%s)', self.controller.name, self.path)
+        return True
+
+    def _feed(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except Exception as error:  # not H4: resynchronise on the next read
+            logger.warning('[%s] bad H4 stream (%s), resetting parser', self.controller.name, error)
+            self.parser.reset()
+
+    def _detach(self, transport: asyncio.Transport) -> None:
+        if transport is not self._transport:
+            return
+        self._transport = None
+        self.attached = False
+        logger.info('[%s] host detached (%s)', self.controller.name, self.path)
+        self.parser.reset()
+        self.controller.on_host_detached()
+
+    def on_packet(self, packet: bytes) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        if transport.get_write_buffer_size() + len(packet) > MAX_PENDING_OUTPUT:
+            logger.warning('[%s] host not reading: packet dropped', self.controller.name)
+            return
+        transport.write(packet)
+
+    def drop_host(self) -> None:
+        """Closes the current host's connection (after sending what is queued)."""
+        transport = self._transport
+        if transport is not None:
+            transport.close()
+            self._detach(transport)
+
+    def close(self) -> None:
+        self.drop_host()
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        self.controller.host = None
+
+
+class _TcpHostProtocol(asyncio.Protocol):
+    def __init__(self, port: TcpHciPort) -> None:
+        self.port = port
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport) -> None:
+        if self.port._attach(transport):
+            self.transport = transport
+        else:
+            logger.warning('[%s] second host refused', self.port.controller.name)
+            transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        if self.transport is not None:
+            self.port._feed(data)
+
+    def connection_lost(self, exc) -> None:
+        if self.transport is not None:
+            self.port._detach(self.transport)
+
+
 class VLink:
-    """`count` VControllers on one VLocalLink, each on its own pty."""
+    """`count` VControllers on one VLocalLink, each on its own pty, or with `tcp` on its own
+    TCP port (`tcp_port + index`, or free ports when `tcp_port` is 0)."""
 
     def __init__(
         self,
         count: int = 2,
         directory: str | None = None,
         delay_ms: float = DEFAULT_ACL_DELAY_S * 1000,
+        tcp: bool = False,
+        tcp_port: int = 0,
     ) -> None:
         self.count = count
         self.directory = directory
         self.delay_ms = delay_ms
+        self.tcp = tcp
+        self.tcp_port = tcp_port
         self.link: VLocalLink | None = None
         self.controllers: list[VController] = []
-        self.ports: list[PtyHciPort] = []
+        self.ports: list[PtyHciPort | TcpHciPort] = []
 
     @property
     def paths(self) -> list[str]:
@@ -247,12 +357,17 @@ class VLink:
 
     async def start(self) -> VLink:
         self.link = VLocalLink(acl_delay=self.delay_ms / 1000.0)
-        if self.directory:
+        if self.directory and not self.tcp:
             os.makedirs(self.directory, exist_ok=True)
         try:
             for index in range(self.count):
                 controller = VController(f'hci{index}', link=self.link, index=index)
                 self.controllers.append(controller)
+                if self.tcp:
+                    port = TcpHciPort(controller)
+                    self.ports.append(port)
+                    await port.start(self.tcp_port + index if self.tcp_port else 0)
+                    continue
                 link_path = os.path.join(self.directory, f'hci{index}') if self.directory else None
                 self.ports.append(PtyHciPort(controller, link_path))
         except BaseException:
@@ -293,12 +408,16 @@ async def _run(args: argparse.Namespace) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    vlink = VLink(count=args.count, directory=args.dir, delay_ms=args.delay_ms)
+    vlink = VLink(count=args.count, directory=args.dir, delay_ms=args.delay_ms,
+                  tcp=args.tcp, tcp_port=args.tcp_port)
     await vlink.start()
     try:
         for port, controller in zip(vlink.ports, vlink.controllers):
-            logger.info('%s -> %s  public address %s', port.path, port.slave_path,
-                        controller.public_address.to_string(False))
+            if isinstance(port, TcpHciPort):
+                print(controller.name, port.path, flush=True)
+            else:
+                logger.info('%s -> %s  public address %s', port.path, port.slave_path,
+                            controller.public_address.to_string(False))
         if _stdin_is_watchable():
             stdin_fd = sys.stdin.fileno()
 
@@ -323,7 +442,11 @@ async def _run(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--count', type=int, default=2, help='number of controllers (1..256)')
-    parser.add_argument('--dir', required=True, help='directory for the hciN symlinks')
+    parser.add_argument('--dir', help='directory for the hciN symlinks (needed without --tcp)')
+    parser.add_argument('--tcp', action='store_true',
+                        help='serve each controller on a TCP port on 127.0.0.1 instead of a pty')
+    parser.add_argument('--tcp-port', type=int, default=0,
+                        help='with --tcp: hciK listens on this port + K (default: free ports)')
     parser.add_argument('--delay-ms', type=float, default=DEFAULT_ACL_DELAY_S * 1000,
                         help='link-layer latency for ACL data and LL control PDUs (default %(default)s)')
     parser.add_argument('-v', '--verbose', action='count', default=0,
@@ -331,6 +454,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.count <= 256:
         parser.error('--count must be 1..256')
+    if not args.tcp and not args.dir:
+        parser.error('--dir is needed without --tcp')
+    if args.tcp_port and not 1 <= args.tcp_port <= 65536 - args.count:
+        parser.error('--tcp-port must leave room for --count ports below 65536')
     level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, stream=sys.stderr,
                         format='%(asctime)s %(name)s %(levelname)s %(message)s')

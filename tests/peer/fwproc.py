@@ -124,7 +124,11 @@ async def bumble_device(link, index: int = 1, name: str = 'peer'):
     from bumble.device import Device
     from bumble.transport import open_transport
 
-    transport = await open_transport(f'serial:{link.paths[index]},1000000')
+    path = link.paths[index]
+    if path.startswith('tcp:'):  # VLink(..., tcp=True)
+        transport = await open_transport('tcp-client:' + path[len('tcp:'):])
+    else:
+        transport = await open_transport(f'serial:{path},1000000')
     try:
         dev = Device.with_hci(name, link.controllers[index].public_address,
                               transport.source, transport.sink)
