@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """N virtual BLE controllers on one shared link, each behind its own pty (HCI over H4).
 
-    python tests/harness/vlink.py --count 2 --dir /tmp/bt [--delay-ms 5] [-v]
+    python tests/harness/vlink.py --count 2 --dir /tmp/bt [--delay-ms 5] [--profile NAME] [-v]
 
 creates DIR/hci0 .. DIR/hci{N-1} (symlinks to the pty slaves), prints `ready` once all are
 listening, and runs until SIGTERM/SIGINT or EOF on stdin (stdin is only watched when it is a
 pipe, socket or terminal, so `... </dev/null &` keeps running). The symlinks are removed on
-exit. Point a firmware instance at one with MICROPYBTUART=DIR/hciK.
+exit. Point a firmware instance at one with MICROPYBTUART=DIR/hciK. `--profile NAME` makes
+every controller behave as that kind of part (vcontroller.PROFILES, e.g. acl27x3;
+`--list-profiles` prints them); a host error it detects is logged as `HOST BUG ...`.
 
 A host may open, close and reopen its pty any number of times. While nobody has it open
 the controller behaves as if it had been reset (no advertising, scanning or links) and
@@ -35,9 +37,9 @@ import tty
 from bumble.transport.common import PacketParser
 
 try:
-    from .vcontroller import DEFAULT_ACL_DELAY_S, VController, VLocalLink
+    from .vcontroller import DEFAULT_ACL_DELAY_S, PROFILES, VController, VLocalLink
 except ImportError:  # run as a script, or imported with this directory on sys.path
-    from vcontroller import DEFAULT_ACL_DELAY_S, VController, VLocalLink
+    from vcontroller import DEFAULT_ACL_DELAY_S, PROFILES, VController, VLocalLink
 
 logger = logging.getLogger('vlink')
 
@@ -233,10 +235,12 @@ class VLink:
         count: int = 2,
         directory: str | None = None,
         delay_ms: float = DEFAULT_ACL_DELAY_S * 1000,
+        profile: str | None = None,
     ) -> None:
         self.count = count
         self.directory = directory
         self.delay_ms = delay_ms
+        self.profile = profile
         self.link: VLocalLink | None = None
         self.controllers: list[VController] = []
         self.ports: list[PtyHciPort] = []
@@ -251,7 +255,9 @@ class VLink:
             os.makedirs(self.directory, exist_ok=True)
         try:
             for index in range(self.count):
-                controller = VController(f'hci{index}', link=self.link, index=index)
+                controller = VController(
+                    f'hci{index}', link=self.link, index=index, profile=self.profile
+                )
                 self.controllers.append(controller)
                 link_path = os.path.join(self.directory, f'hci{index}') if self.directory else None
                 self.ports.append(PtyHciPort(controller, link_path))
@@ -293,7 +299,9 @@ async def _run(args: argparse.Namespace) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    vlink = VLink(count=args.count, directory=args.dir, delay_ms=args.delay_ms)
+    vlink = VLink(
+        count=args.count, directory=args.dir, delay_ms=args.delay_ms, profile=args.profile
+    )
     await vlink.start()
     try:
         for port, controller in zip(vlink.ports, vlink.controllers):
@@ -323,12 +331,22 @@ async def _run(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--count', type=int, default=2, help='number of controllers (1..256)')
-    parser.add_argument('--dir', required=True, help='directory for the hciN symlinks')
+    parser.add_argument('--dir', help='directory for the hciN symlinks')
     parser.add_argument('--delay-ms', type=float, default=DEFAULT_ACL_DELAY_S * 1000,
                         help='link-layer latency for ACL data and LL control PDUs (default %(default)s)')
+    parser.add_argument('--profile', choices=sorted(PROFILES), default='default',
+                        help='the kind of controller every instance models (default %(default)s)')
+    parser.add_argument('--list-profiles', action='store_true',
+                        help='print the controller profiles and exit')
     parser.add_argument('-v', '--verbose', action='count', default=0,
                         help='log to stderr (-v: attach/detach, -vv: every HCI packet)')
     args = parser.parse_args(argv)
+    if args.list_profiles:
+        for profile in PROFILES.values():
+            print(f'{profile.name:26} {profile.description}')
+        return 0
+    if not args.dir:
+        parser.error('--dir is required')
     if not 1 <= args.count <= 256:
         parser.error('--count must be 1..256')
     level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
