@@ -42,13 +42,14 @@ async def le_buffer_sizes(host: HciHost) -> tuple[int, int, int, int]:
     return le_len, le_count, acl_len, acl_count
 
 
-async def connected_pair(link: VLink) -> tuple[HciHost, HciHost, int]:
-    """A peripheral and a central host, connected; returns them and the central's handle."""
+async def connected_pair(link) -> tuple[HciHost, HciHost, int]:
+    """A peripheral and a central host on controllers 0 and 1, connected; returns them and
+    the central's handle."""
     per, cen = HciHost(link.paths[0]), HciHost(link.paths[1])
     await per.reset()
     await cen.reset()
     await per.advertise(AdvType.ADV_IND, b'\x02\x01\x06')
-    status, handle, _ = le_conn_complete(await cen.connect(link.controllers[0].public_address))
+    status, handle, _ = le_conn_complete(await cen.connect(vcontroller.public_address_for(0)))
     assert status == 0
     await per.wait_for(is_le_event(0x01))
     return per, cen, handle
@@ -290,3 +291,24 @@ async def test_default_profile_counts_buffers_too():
         assert len(central.host_bugs) == 1 and 'all 64 ACL buffers' in central.host_bugs[0]
         per.close()
         cen.close()
+
+
+@run_async
+async def test_the_multitest_runner_sees_host_bugs():
+    # vlink.py as tests/multitest.py runs it: a host error reaches its log, and the runner
+    # finds it there (it then fails the test).
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+    import multitest
+
+    link = multitest.VLink(2, 'acl27x3')
+    try:
+        per, cen, handle = await connected_pair(link)
+        # Four packets in one write: the controller takes them before any can complete.
+        cen.send(b''.join(acl(handle, l2cap(bytes([i]))) for i in range(4)))
+        await asyncio.sleep(0.3)
+        bugs = link.host_bugs()
+        assert len(bugs) == 1 and 'all 3 ACL buffers are in use' in bugs[0], bugs
+        per.close()
+        cen.close()
+    finally:
+        link.close()

@@ -16,6 +16,11 @@ legacy-command host such as NimBLE relies on:
 * every command gets a response, even unknown or unimplemented ones;
 * LE Create Connection Cancel completes the pending connection with status 0x02;
 * each instance can have its own public address;
+* LE ACL data from the host is counted against the controller's buffers until Number of
+  Completed Packets reports it (sent once the packet has gone out on the link); a packet
+  beyond the buffers is dropped and logged as HOST BUG;
+* a profile (`PROFILES`, e.g. acl27x3, no_ll_privacy, slow_reset) makes it answer and behave
+  like another kind of part;
 * privacy: the resolving list is kept, advertising with own address type 2/3 uses an RPA made
   from the local IRK, and while address resolution is on a peer's RPA that one of the listed
   IRKs resolves is reported (and connected to) as its identity address, type 2/3.
