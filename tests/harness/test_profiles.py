@@ -280,15 +280,19 @@ async def test_slow_reset_answers_after_its_delay():
 
 
 @run_async
-async def test_default_profile_counts_buffers_too():
+async def test_default_profile_completes_at_once_and_checks_lengths():
     async with VLink(count=2, delay_ms=300) as link:
         per, cen, handle = await connected_pair(link)
         central = link.controllers[1]
-        for i in range(65):
+        for i in range(10):
             cen.send(acl(handle, l2cap(bytes([i]))))
+        # All ten reported completed long before the link's 300 ms delay has passed.
         await asyncio.sleep(0.1)
-        assert central.acl_packets_in_use == 64
-        assert len(central.host_bugs) == 1 and 'all 64 ACL buffers' in central.host_bugs[0]
+        assert completed(cen.events(is_nocp)) == 10 and central.acl_packets_in_use == 0
+        assert not per.events(lambda p: p[0] == 2)
+        cen.send(acl(handle, l2cap(bytes(24))))  # 28 bytes: over the 27-byte buffers
+        await asyncio.sleep(0.05)
+        assert len(central.host_bugs) == 1 and 'ACL packet of 28 bytes' in central.host_bugs[0]
         per.close()
         cen.close()
 

@@ -17,7 +17,7 @@ legacy-command host such as NimBLE relies on:
 * LE Create Connection Cancel completes the pending connection with status 0x02;
 * each instance can have its own public address;
 * LE ACL data from the host is counted against the controller's buffers until Number of
-  Completed Packets reports it (sent once the packet has gone out on the link); a packet
+  Completed Packets reports it (with a profile, once the packet has gone out on the link); a packet
   beyond the buffers is dropped and logged as HOST BUG;
 * a profile (`PROFILES`, e.g. acl27x3, no_ll_privacy, slow_reset) makes it answer and behave
   like another kind of part;
@@ -161,6 +161,9 @@ class Profile:
     vendor_events_at_reset: bool = False
     # How long HCI Reset takes before its Command Complete.
     reset_delay_s: float = 0.0
+    # Number of Completed Packets once a packet has gone out on the link (the link's delay),
+    # as a real part reports it; False: at once, as Bumble does (the plain controller).
+    nocp_after_link: bool = True
     # Commands the part does not have: left out of Supported Commands, answered with
     # Unknown HCI Command.
     missing_commands: frozenset[int] = frozenset()
@@ -170,7 +173,11 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     p.name: p
     for p in (
-        Profile(description='the plain virtual controller: LE ACL 27 bytes x 64'),
+        Profile(
+            nocp_after_link=False,
+            description='the plain virtual controller: LE ACL 27 bytes x 64, packets '
+            'reported completed at once',
+        ),
         Profile(
             'acl27x3',
             le_acl_data_packet_length=27,
@@ -978,8 +985,9 @@ class VController(Controller):
 
         A packet longer than a buffer, or one sent while every buffer still holds a packet
         not yet reported in Number of Completed Packets, is a host error: it is logged as
-        HOST_BUG and dropped, as a real part would lose it. A packet's buffer is freed once
-        it has gone out on the link (the link's delay), and only then reported completed."""
+        HOST_BUG and dropped, as a real part would lose it. A packet's buffer is freed, and
+        reported completed, once it has gone out on the link (the link's delay; at once for
+        the plain controller)."""
         connection = self.find_le_connection_by_handle(packet.connection_handle)
         if connection is None:
             super().on_hci_acl_data_packet(packet)
@@ -1001,7 +1009,9 @@ class VController(Controller):
             return
         self.acl_in_use[connection.handle] = self.acl_in_use.get(connection.handle, 0) + 1
         connection.assembler.feed_packet(packet)
-        delay = self.link.acl_delay if isinstance(self.link, VLocalLink) else 0.0
+        delay = 0.0
+        if self.profile.nocp_after_link and isinstance(self.link, VLocalLink):
+            delay = self.link.acl_delay
         asyncio.get_running_loop().call_later(delay, self._acl_packet_sent, connection)
 
     def _acl_packet_sent(self, connection: Connection) -> None:
