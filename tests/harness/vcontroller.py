@@ -1009,9 +1009,10 @@ class VController(Controller):
             return
         self.acl_in_use[connection.handle] = self.acl_in_use.get(connection.handle, 0) + 1
         connection.assembler.feed_packet(packet)
-        delay = 0.0
-        if self.profile.nocp_after_link and isinstance(self.link, VLocalLink):
-            delay = self.link.acl_delay
+        if not self.profile.nocp_after_link:
+            self._acl_packet_sent(connection)  # right away, as Bumble's controller does
+            return
+        delay = self.link.acl_delay if isinstance(self.link, VLocalLink) else 0.0
         asyncio.get_running_loop().call_later(delay, self._acl_packet_sent, connection)
 
     def _acl_packet_sent(self, connection: Connection) -> None:
