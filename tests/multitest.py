@@ -2,13 +2,17 @@
 """Runs MicroPython's Bluetooth multitests on our Unix firmware over virtual controllers.
 
     tests/multitest.py [--firmware PATH] [--micropython-dir DIR] [-j N]
-                       [--qemu-instance N] [--tag TAG] [--list] [TEST ...]
+                       [--qemu-instance N] [--tag TAG] [--controller-profile NAME]
+                       [--list] [TEST ...]
 
 Each test gets its own virtual link (tests/harness/vlink.py) with one controller per firmware
 instance, so tests run in parallel without sharing a radio. A TEST is a name from MicroPython's
 tests/multi_bluetooth (e.g. ble_gap_advertise) or a path to a multitest file of ours. With no
 TEST the list in tests/multitests.txt runs, or with `--tag TAG` the entries of that list tagged
-TAG (e.g. `--tag gc-stress`; repeated, entries with every tag given). Entries tagged `alone` run
+TAG (e.g. `--tag gc-stress`; repeated, entries with every tag given). `--controller-profile
+NAME` makes every controller model that kind of part (tests/harness/vcontroller.py PROFILES;
+repeated, or `all`, every test runs once per profile: the controller matrix); a test whose
+controller logged a HOST BUG (ACL data beyond its buffers) fails. Entries tagged `alone` run
 after the others, by themselves. `--list` prints the selection and runs nothing. Prints one
 line per test and `N passed, M failed`; exits non-zero on any failure.
 """
@@ -31,6 +35,7 @@ VENV_PYTHON = ROOT / ".cache" / "venv" / "bin" / "python"
 VLINK = ROOT / "tests" / "harness" / "vlink.py"
 DEFAULT_LIST = ROOT / "tests" / "multitests.txt"
 TEST_TIMEOUT_S = 300
+HOST_BUG = "HOST BUG"  # vcontroller.HOST_BUG: what the controller logs on a host error
 
 
 def read_list(path: Path) -> list[tuple[str, set[str]]]:
@@ -52,14 +57,15 @@ def instance_count(test: Path) -> int:
 class VLink:
     """One vlink.py process with `count` controllers in a private directory."""
 
-    def __init__(self, count: int):
+    def __init__(self, count: int, profile: str | None = None):
         self.dir = tempfile.mkdtemp(prefix="ubt-vlink-")
         python = str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
         # stderr goes to a file: an unread pipe would stall vlink once it filled.
         self.log_path = os.path.join(self.dir, "vlink.log")
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(
-                [python, str(VLINK), "--count", str(count), "--dir", self.dir],
+                [python, str(VLINK), "--count", str(count), "--dir", self.dir]
+                + (["--profile", profile] if profile else []),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log,
@@ -71,6 +77,11 @@ class VLink:
             with open(self.log_path) as log:
                 raise RuntimeError(f"vlink did not start: {line!r} {log.read()}")
         self.paths = [os.path.join(self.dir, f"hci{i}") for i in range(count)]
+
+    def host_bugs(self) -> list[str]:
+        """The host errors the controllers logged so far."""
+        with open(self.log_path) as log:
+            return [line.rstrip() for line in log if HOST_BUG in line]
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -115,10 +126,11 @@ def run_one(
     micropython_dir: Path,
     extra_path: tuple[str, ...] = (),
     qemu: tuple[int, Path] | None = None,
+    profile: str | None = None,
 ) -> tuple[str, bool, str, float]:
     t0 = time.monotonic()
     n = instance_count(test)
-    link = VLink(n)
+    link = VLink(n, profile)
     try:
         cmd = [sys.executable, "run-multitests.py"]
         # run-multitests replaces the environment; keep the frozen modules (asyncio) importable.
@@ -144,9 +156,23 @@ def run_one(
         except subprocess.TimeoutExpired as e:
             output = f"timeout after {TEST_TIMEOUT_S} s\n{e.stdout or ''}"
             ok = False
+        bugs = link.host_bugs()
+        if bugs:
+            ok = False
+            output = "the controller saw host errors:\n" + "\n".join(bugs) + "\n" + output
     finally:
         link.close()
-    return test.stem, ok, output, time.monotonic() - t0
+    name = test.stem if profile is None else f"{test.stem} [{profile}]"
+    return name, ok, output, time.monotonic() - t0
+
+
+def controller_profiles() -> list[str]:
+    """The names of the controller profiles (tests/harness/vcontroller.py PROFILES)."""
+    python = str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
+    out = subprocess.run(
+        [python, str(VLINK), "--list-profiles"], capture_output=True, text=True, check=True
+    )
+    return [line.split()[0] for line in out.stdout.splitlines() if line.strip()]
 
 
 def gc_stress(
@@ -203,6 +229,21 @@ def main() -> int:
         default=[],
         help="run the entries of tests/multitests.txt with this tag (repeatable: all of them)",
     )
+    ap.add_argument(
+        "--controller-profile",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="controllers model this kind of part (vlink.py --list-profiles); repeatable, "
+        "or `all`: every test runs once per profile",
+    )
+    ap.add_argument(
+        "--skip-cell",
+        action="append",
+        default=[],
+        metavar="TEST:PROFILE",
+        help="with --controller-profile: leave out this test on this profile (repeatable)",
+    )
     ap.add_argument("--list", action="store_true", help="print the selected tests, run nothing")
     ap.add_argument("tests", nargs="*")
     args = ap.parse_args()
@@ -219,9 +260,26 @@ def main() -> int:
         if unknown:
             ap.error(f"no entry of {DEFAULT_LIST.name} has the tag(s) {', '.join(unknown)}")
         entries = [(n, "alone" in tags) for n, tags in listed if set(args.tag) <= tags]
+    profiles: list[str | None] = [None]
+    if args.controller_profile:
+        known_profiles = controller_profiles()
+        profiles = []
+        for name in args.controller_profile:
+            chosen = [p for p in known_profiles if p != "default"] if name == "all" else [name]
+            for p in chosen:
+                if p not in known_profiles:
+                    ap.error(f"no controller profile {p!r}; known: {', '.join(known_profiles)}")
+                if p not in profiles:
+                    profiles.append(p)
+    skipped = {tuple(cell.split(":", 1)) for cell in args.skip_cell}
+
+    def runs(name: str) -> list[str | None]:
+        return [p for p in profiles if (Path(name).stem, p) not in skipped]
+
     if args.list:
         for name, alone in entries:
-            print(name + (" alone" if alone else ""))
+            for p in runs(name):
+                print(name + (f" [{p}]" if p else "") + (" alone" if alone else ""))
         return 0
     tests = [(resolve(n, micropython_dir), alone) for n, alone in entries]
     missing = [str(t) for t, _ in tests if not t.exists()]
@@ -244,7 +302,9 @@ def main() -> int:
     for batch, jobs in zip(batches, (args.jobs, 1)):
         with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
             futures = [
-                pool.submit(run_one, t, firmware, micropython_dir, extra, qemu) for t in batch
+                pool.submit(run_one, t, firmware, micropython_dir, extra, qemu, p)
+                for t in batch
+                for p in runs(t.name)
             ]
             for fut in concurrent.futures.as_completed(futures):
                 name, ok, output, secs = fut.result()

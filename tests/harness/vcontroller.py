@@ -16,6 +16,11 @@ legacy-command host such as NimBLE relies on:
 * every command gets a response, even unknown or unimplemented ones;
 * LE Create Connection Cancel completes the pending connection with status 0x02;
 * each instance can have its own public address;
+* LE ACL data from the host is counted against the controller's buffers until Number of
+  Completed Packets reports it (with a profile, once the packet has gone out on the link); a packet
+  beyond the buffers is dropped and logged as HOST BUG;
+* a profile (`PROFILES`, e.g. acl27x3, no_ll_privacy, slow_reset) makes it answer and behave
+  like another kind of part;
 * privacy: the resolving list is kept, advertising with own address type 2/3 uses an RPA made
   from the local IRK, and while address resolution is on a peer's RPA that one of the listed
   IRKs resolves is reported (and connected to) as its identity address, type 2/3.
@@ -92,6 +97,155 @@ _DROPPED_LE_FEATURES = (
     | hci.LeFeatureMask.ISOCHRONOUS_BROADCASTER
     | hci.LeFeatureMask.SYNCHRONIZED_RECEIVER
 )
+
+
+# -----------------------------------------------------------------------------------------
+# Controller profiles: named sets of settings that model real parts, for the controller matrix
+# (tests/multitest.py --controller-profile). Each setting changes what the controller answers
+# or does on HCI, not just a label.
+
+# The resolving-list and address-resolution commands of LL privacy (Core 4.2, Vol 4 Part E
+# 7.8.38-7.8.45 and 7.8.77); a part without LL privacy has none of them.
+LL_PRIVACY_COMMANDS = frozenset(
+    (
+        hci.HCI_LE_ADD_DEVICE_TO_RESOLVING_LIST_COMMAND,
+        hci.HCI_LE_REMOVE_DEVICE_FROM_RESOLVING_LIST_COMMAND,
+        hci.HCI_LE_CLEAR_RESOLVING_LIST_COMMAND,
+        hci.HCI_LE_READ_RESOLVING_LIST_SIZE_COMMAND,
+        hci.HCI_LE_READ_PEER_RESOLVABLE_ADDRESS_COMMAND,
+        hci.HCI_LE_READ_LOCAL_RESOLVABLE_ADDRESS_COMMAND,
+        hci.HCI_LE_SET_ADDRESS_RESOLUTION_ENABLE_COMMAND,
+        hci.HCI_LE_SET_RESOLVABLE_PRIVATE_ADDRESS_TIMEOUT_COMMAND,
+        hci.HCI_LE_SET_PRIVACY_MODE_COMMAND,
+    )
+)
+# The P-256 commands a controller offers for LE Secure Connections (7.8.36, 7.8.37, 7.8.137).
+P256_COMMANDS = frozenset(
+    (
+        hci.HCI_LE_READ_LOCAL_P_256_PUBLIC_KEY_COMMAND,
+        hci.HCI_LE_GENERATE_DHKEY_COMMAND,
+        hci.HCI_LE_GENERATE_DHKEY_V2_COMMAND,
+    )
+)
+HCI_HARDWARE_ERROR_EVENT = 0x10
+# Hardware code of the Hardware Error event the `hw_error_before_reset` profile sends (the
+# code is vendor-defined; this one is arbitrary).
+HARDWARE_ERROR_CODE = 0x5A
+# Payloads of the vendor-specific events (0xFF) of `vendor_events_at_startup`: a boot banner
+# before the Reset's Command Complete, a status report after it.
+VENDOR_EVENT_BEFORE_RESET = bytes.fromhex('0101') + b'boot'
+VENDOR_EVENT_AFTER_RESET = bytes.fromhex('0202') + b'ready'
+# Marks a host error the controller detected (ACL data beyond its buffers); tests/multitest.py
+# fails a test whose link logged one.
+HOST_BUG = 'HOST BUG'
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """What one kind of controller answers and does; the defaults are the plain VController."""
+
+    name: str = 'default'
+    # LE Read Buffer Size (7.8.2): bytes per LE ACL packet and how many the controller holds.
+    # 0/0 means "no LE buffers": the host uses the shared ones of Read Buffer Size (7.4.5).
+    le_acl_data_packet_length: int = 27
+    total_num_le_acl_data_packets: int = 64
+    acl_data_packet_length: int = 27
+    total_num_acl_data_packets: int = 64
+    # HCI and LMP version of Read Local Version Information (0x09: Core 5.0, 0x07: Core 4.1).
+    hci_version: int = hci.HCI_VERSION_BLUETOOTH_CORE_5_0
+    # The LL privacy feature bit and its resolving-list commands.
+    ll_privacy: bool = True
+    # A Hardware Error event before the Command Complete of the first HCI Reset.
+    hardware_error_before_reset: bool = False
+    # Vendor-specific events around the Command Complete of the first HCI Reset.
+    vendor_events_at_reset: bool = False
+    # How long HCI Reset takes before its Command Complete.
+    reset_delay_s: float = 0.0
+    # Number of Completed Packets once a packet has gone out on the link (the link's delay),
+    # as a real part reports it; False: at once, as Bumble does (the plain controller).
+    nocp_after_link: bool = True
+    # Commands the part does not have: left out of Supported Commands, answered with
+    # Unknown HCI Command.
+    missing_commands: frozenset[int] = frozenset()
+    description: str = ''
+
+
+PROFILES: dict[str, Profile] = {
+    p.name: p
+    for p in (
+        Profile(
+            nocp_after_link=False,
+            description='the plain virtual controller: LE ACL 27 bytes x 64, packets '
+            'reported completed at once',
+        ),
+        Profile(
+            'acl27x3',
+            le_acl_data_packet_length=27,
+            total_num_le_acl_data_packets=3,
+            description='a small part: LE ACL buffers 27 bytes x 3',
+        ),
+        Profile(
+            'acl27x20',
+            le_acl_data_packet_length=27,
+            total_num_le_acl_data_packets=20,
+            description="RootCanal's default: LE ACL buffers 27 bytes x 20",
+        ),
+        Profile(
+            'acl251x8',
+            le_acl_data_packet_length=251,
+            total_num_le_acl_data_packets=8,
+            description='a data-length-extension part: LE ACL buffers 251 bytes x 8',
+        ),
+        Profile(
+            'le_bufsize_zero',
+            le_acl_data_packet_length=0,
+            total_num_le_acl_data_packets=0,
+            acl_data_packet_length=1021,
+            total_num_acl_data_packets=8,
+            description='a dual-mode part with one shared ACL pool: LE Read Buffer Size 0/0, '
+            'Read Buffer Size 1021 bytes x 8',
+        ),
+        Profile(
+            'no_ll_privacy',
+            ll_privacy=False,
+            missing_commands=LL_PRIVACY_COMMANDS,
+            description='no LL privacy: no feature bit, no resolving-list commands',
+        ),
+        Profile(
+            'no_le_secure',
+            hci_version=hci.HCI_VERSION_BLUETOOTH_CORE_4_1,
+            missing_commands=P256_COMMANDS,
+            description='a Core 4.1 part without LE Secure Connections: no P-256 commands',
+        ),
+        Profile(
+            'hw_error_before_reset',
+            hardware_error_before_reset=True,
+            description='a Hardware Error event before the first HCI Reset is answered',
+        ),
+        Profile(
+            'vendor_events_at_startup',
+            vendor_events_at_reset=True,
+            description='vendor-specific events (0xFF) just before and after the first '
+            'HCI Reset is answered',
+        ),
+        Profile(
+            'slow_reset',
+            reset_delay_s=0.6,
+            description='HCI Reset answered after 600 ms',
+        ),
+    )
+}
+
+
+def profile_named(name: str | Profile | None) -> Profile:
+    if name is None:
+        return PROFILES['default']
+    if isinstance(name, Profile):
+        return name
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f'unknown controller profile {name!r}; known: {", ".join(PROFILES)}') from None
 
 
 def public_address_for(index: int) -> hci.Address:
@@ -329,10 +483,21 @@ class VController(Controller):
         public_address: bytes | str | hci.Address | None = None,
         index: int | None = None,
         host_sink=None,
+        profile: str | Profile | None = None,
     ) -> None:
         if public_address is None and index is not None:
             public_address = public_address_for(index)
         super().__init__(name, host_sink=host_sink, link=link, public_address=public_address)
+        self.profile = profile_named(profile)
+        self._apply_profile(self.profile)
+        # LE ACL packets from the host not yet reported in Number of Completed Packets, by
+        # connection handle; a disconnection or reset frees them (Core Vol 4 Part E 4.1.1).
+        self.acl_in_use: dict[int, int] = {}
+        # Host errors seen (ACL data the buffers cannot take), also logged as HOST_BUG.
+        self.host_bugs: list[str] = []
+        # True until the first HCI Reset after a host attached: a freshly powered part.
+        self._fresh = True
+        self._reset_answer: asyncio.TimerHandle | None = None
         self.le_legacy_advertiser = VLegacyAdvertiser(self)
         self.le_scan_uses_extended = False
         self.le_ext_scan_active = False
@@ -343,13 +508,31 @@ class VController(Controller):
         # Resolving list: (identity type & 1, identity bytes) -> (peer IRK, local IRK).
         self.resolving_list: dict[tuple[int, bytes], tuple[bytes, bytes]] = {}
 
+    def _apply_profile(self, profile: Profile) -> None:
+        self.le_acl_data_packet_length = profile.le_acl_data_packet_length
+        self.total_num_le_acl_data_packets = profile.total_num_le_acl_data_packets
+        self.acl_data_packet_length = profile.acl_data_packet_length
+        self.total_num_acl_data_packets = profile.total_num_acl_data_packets
+        self.hci_version = self.lmp_version = profile.hci_version
+        features = type(self).le_features
+        if not profile.ll_privacy:
+            features &= ~hci.LeFeatureMask.LL_PRIVACY
+        self.le_features = features
+        # Supported Commands (7.4.2) is built from this set.
+        self.supported_commands = set(type(self).supported_commands) - profile.missing_commands
+
     # ------------------------------------------------------------------ HCI plumbing
     def send_hci_packet(self, packet: hci.HCI_Packet) -> None:
         self._sent_packets += 1
         super().send_hci_packet(packet)
 
     def on_hci_command_packet(self, command: hci.HCI_Command) -> None:
+        if isinstance(command, hci.HCI_Reset_Command):
+            self._reset(command)
+            return
         handler = getattr(self, f'on_{command.name.lower()}', None)
+        if command.op_code in self.profile.missing_commands:
+            handler = None
         if handler is None:
             logger.warning('[%s] unsupported command %s', self.name, command.name)
             self._reply_error(command, Err.UNKNOWN_HCI_COMMAND_ERROR)
@@ -424,6 +607,7 @@ class VController(Controller):
         for connection in list(self.le_connections.values()):
             connection.send_ll_control_pdu(ll.TerminateInd(Err.CONNECTION_TIMEOUT_ERROR))
         self.le_connections.clear()
+        self.acl_in_use.clear()
         self.classic_connections.clear()
         self.sco_links.clear()
         self.central_cis_links.clear()
@@ -431,12 +615,46 @@ class VController(Controller):
         self.random_address = hci.Address('00:00:00:00:00:00')
 
     def on_host_detached(self) -> None:
-        """The transport lost its host (pty closed): behave as after a reset."""
+        """The transport lost its host (pty closed): behave as after a reset, and greet the
+        next host as a part that was just powered on."""
+        self.reset_state()
+        self._fresh = True
+        if self._reset_answer is not None:
+            self._reset_answer.cancel()
+            self._reset_answer = None
+
+    def _reset(self, command: hci.HCI_Reset_Command) -> None:
+        """HCI Reset (7.3.2), with the start-up quirks of the profile on the first one."""
+        first, self._fresh = self._fresh, False
+        profile = self.profile
+        if first and profile.hardware_error_before_reset:
+            self.send_hci_packet(
+                hci.HCI_Event.from_bytes(
+                    bytes((hci.HCI_EVENT_PACKET, HCI_HARDWARE_ERROR_EVENT, 1, HARDWARE_ERROR_CODE))
+                )
+            )
+        if first and profile.vendor_events_at_reset:
+            self.send_hci_packet(hci.HCI_Vendor_Event(data=VENDOR_EVENT_BEFORE_RESET))
         self.reset_state()
 
-    def on_hci_reset_command(self, command: hci.HCI_Reset_Command):
-        self.reset_state()
-        return super().on_hci_reset_command(command)
+        def answer() -> None:
+            self._reset_answer = None
+            self.send_hci_packet(
+                hci.HCI_Command_Complete_Event(
+                    num_hci_command_packets=1,
+                    command_opcode=command.op_code,
+                    return_parameters=hci.HCI_StatusReturnParameters(Err.SUCCESS),
+                )
+            )
+            if first and profile.vendor_events_at_reset:
+                self.send_hci_packet(hci.HCI_Vendor_Event(data=VENDOR_EVENT_AFTER_RESET))
+
+        if profile.reset_delay_s > 0:
+            self._reset_answer = asyncio.get_running_loop().call_later(
+                profile.reset_delay_s, answer
+            )
+        else:
+            answer()
 
     # ------------------------------------------------------------------ privacy
     # Bumble accepts the resolving-list commands but ignores them. These keep the list, make
@@ -730,6 +948,8 @@ class VController(Controller):
     def on_le_disconnected(self, connection: Connection, reason: int) -> None:
         if self.le_connections.get(connection.peer_address) is not connection:
             return  # already gone (e.g. both sides disconnected at once)
+        # The host counts this link's packets as completed on Disconnection Complete.
+        self.acl_in_use.pop(connection.handle, None)
         super().on_le_disconnected(connection, reason)
 
     def on_hci_le_set_data_length_command(self, command):
@@ -744,12 +964,78 @@ class VController(Controller):
         )
 
     # ------------------------------------------------------------------ data
+    @property
+    def le_acl_buffers(self) -> tuple[int, int]:
+        """(length, count) of the buffers LE ACL data from the host goes into: the LE ones,
+        or the shared ones when LE Read Buffer Size says 0 (Core Vol 4 Part E 7.8.2)."""
+        if self.le_acl_data_packet_length == 0:
+            return self.acl_data_packet_length, self.total_num_acl_data_packets
+        return self.le_acl_data_packet_length, self.total_num_le_acl_data_packets
+
+    @property
+    def acl_packets_in_use(self) -> int:
+        return sum(self.acl_in_use.values())
+
+    def _host_bug(self, message: str) -> None:
+        self.host_bugs.append(message)
+        logger.error('%s [%s] %s', HOST_BUG, self.name, message)
+
+    def on_hci_acl_data_packet(self, packet: hci.HCI_AclDataPacket) -> None:
+        """LE ACL data from the host into the controller's buffers (Core Vol 4 Part E 4.1.1).
+
+        A packet longer than a buffer, or one sent while every buffer still holds a packet
+        not yet reported in Number of Completed Packets, is a host error: it is logged as
+        HOST_BUG and dropped, as a real part would lose it. A packet's buffer is freed, and
+        reported completed, once it has gone out on the link (the link's delay; at once for
+        the plain controller)."""
+        connection = self.find_le_connection_by_handle(packet.connection_handle)
+        if connection is None:
+            super().on_hci_acl_data_packet(packet)
+            return
+        size, count = self.le_acl_buffers
+        if packet.data_total_length > size:
+            self._host_bug(
+                f'ACL packet of {packet.data_total_length} bytes on handle '
+                f'0x{packet.connection_handle:03X}: the controller\'s buffers hold {size} '
+                f'(profile {self.profile.name})'
+            )
+            return
+        if self.acl_packets_in_use >= count:
+            self._host_bug(
+                f'ACL packet on handle 0x{packet.connection_handle:03X} while all {count} '
+                f'ACL buffers are in use (no Number of Completed Packets for them yet; '
+                f'profile {self.profile.name})'
+            )
+            return
+        self.acl_in_use[connection.handle] = self.acl_in_use.get(connection.handle, 0) + 1
+        connection.assembler.feed_packet(packet)
+        if not self.profile.nocp_after_link:
+            self._acl_packet_sent(connection)  # right away, as Bumble's controller does
+            return
+        delay = self.link.acl_delay if isinstance(self.link, VLocalLink) else 0.0
+        asyncio.get_running_loop().call_later(delay, self._acl_packet_sent, connection)
+
+    def _acl_packet_sent(self, connection: Connection) -> None:
+        if self.le_connections.get(connection.peer_address) is not connection:
+            return  # gone: the disconnection freed its buffers
+        in_use = self.acl_in_use.get(connection.handle, 0)
+        if in_use == 0:
+            return
+        self.acl_in_use[connection.handle] = in_use - 1
+        self.send_hci_packet(
+            hci.HCI_Number_Of_Completed_Packets_Event(
+                connection_handles=[connection.handle], num_completed_packets=[1]
+            )
+        )
+
     def on_link_acl_data(
         self, sender_address: hci.Address, transport: PhysicalTransport, data: bytes
     ) -> None:
         if transport == PhysicalTransport.LE:
             connection = self.le_connections.get(sender_address)
-            size = self.le_acl_data_packet_length
+            # Data reaches the host in link-layer PDUs, at most the controller's buffer size
+            # and never over 251 bytes (the largest LE data payload).
+            size = min(self.le_acl_buffers[0], 251)
         else:
             connection = self.classic_connections.get(sender_address)
             size = self.acl_data_packet_length

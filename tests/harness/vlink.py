@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """N virtual BLE controllers on one shared link, each behind its own pty or TCP port (HCI over H4).
 
-    python tests/harness/vlink.py --count 2 --dir /tmp/bt [--delay-ms 5] [-v]
-    python tests/harness/vlink.py --count 2 --tcp [--tcp-port 6402] [-v]
+    python tests/harness/vlink.py --count 2 --dir /tmp/bt [--delay-ms 5] [--profile NAME] [-v]
+    python tests/harness/vlink.py --count 2 --tcp [--tcp-port 6402] [--profile NAME] [-v]
 
 The first creates DIR/hci0 .. DIR/hci{N-1} (symlinks to the pty slaves); point a firmware
 instance at one with MICROPYBTUART=DIR/hciK. With --tcp, controller K listens on 127.0.0.1
@@ -10,7 +10,9 @@ instead (port BASE+K, or free ports when no --tcp-port is given) and a line `hci
 tcp:127.0.0.1:PORT` names each one: MICROPYBTUART=tcp:127.0.0.1:PORT. Either way it prints
 `ready` once all are listening, and runs until SIGTERM/SIGINT or EOF on stdin (stdin is only
 watched when it is a pipe, socket or terminal, so `... </dev/null &` keeps running). The
-symlinks are removed on exit.
+symlinks are removed on exit. `--profile NAME` makes every controller behave as that kind of
+part (vcontroller.PROFILES, e.g. acl27x3; `--list-profiles` prints them); a host error it
+detects is logged as `HOST BUG ...`.
 
 A host may open, close and reopen its pty (or connect, disconnect and reconnect) any number
 of times. While it has none, the controller behaves as if it had been reset (no advertising,
@@ -41,9 +43,9 @@ import tty
 from bumble.transport.common import PacketParser
 
 try:
-    from .vcontroller import DEFAULT_ACL_DELAY_S, VController, VLocalLink
+    from .vcontroller import DEFAULT_ACL_DELAY_S, PROFILES, VController, VLocalLink
 except ImportError:  # run as a script, or imported with this directory on sys.path
-    from vcontroller import DEFAULT_ACL_DELAY_S, VController, VLocalLink
+    from vcontroller import DEFAULT_ACL_DELAY_S, PROFILES, VController, VLocalLink
 
 logger = logging.getLogger('vlink')
 
@@ -341,12 +343,14 @@ class VLink:
         delay_ms: float = DEFAULT_ACL_DELAY_S * 1000,
         tcp: bool = False,
         tcp_port: int = 0,
+        profile: str | None = None,
     ) -> None:
         self.count = count
         self.directory = directory
         self.delay_ms = delay_ms
         self.tcp = tcp
         self.tcp_port = tcp_port
+        self.profile = profile
         self.link: VLocalLink | None = None
         self.controllers: list[VController] = []
         self.ports: list[PtyHciPort | TcpHciPort] = []
@@ -361,7 +365,9 @@ class VLink:
             os.makedirs(self.directory, exist_ok=True)
         try:
             for index in range(self.count):
-                controller = VController(f'hci{index}', link=self.link, index=index)
+                controller = VController(
+                    f'hci{index}', link=self.link, index=index, profile=self.profile
+                )
                 self.controllers.append(controller)
                 if self.tcp:
                     port = TcpHciPort(controller)
@@ -409,7 +415,7 @@ async def _run(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
 
     vlink = VLink(count=args.count, directory=args.dir, delay_ms=args.delay_ms,
-                  tcp=args.tcp, tcp_port=args.tcp_port)
+                  tcp=args.tcp, tcp_port=args.tcp_port, profile=args.profile)
     await vlink.start()
     try:
         for port, controller in zip(vlink.ports, vlink.controllers):
@@ -449,9 +455,17 @@ def main(argv: list[str] | None = None) -> int:
                         help='with --tcp: hciK listens on this port + K (default: free ports)')
     parser.add_argument('--delay-ms', type=float, default=DEFAULT_ACL_DELAY_S * 1000,
                         help='link-layer latency for ACL data and LL control PDUs (default %(default)s)')
+    parser.add_argument('--profile', choices=sorted(PROFILES), default='default',
+                        help='the kind of controller every instance models (default %(default)s)')
+    parser.add_argument('--list-profiles', action='store_true',
+                        help='print the controller profiles and exit')
     parser.add_argument('-v', '--verbose', action='count', default=0,
                         help='log to stderr (-v: attach/detach, -vv: every HCI packet)')
     args = parser.parse_args(argv)
+    if args.list_profiles:
+        for profile in PROFILES.values():
+            print(f'{profile.name:26} {profile.description}')
+        return 0
     if not 1 <= args.count <= 256:
         parser.error('--count must be 1..256')
     if not args.tcp and not args.dir:
