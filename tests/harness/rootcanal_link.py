@@ -178,6 +178,10 @@ class PtyBridge:
                 data = self.sock.recv(65536)
                 if not data:
                     return
+                # RootCanal writes a packet in pieces without TCP_NODELAY, so Nagle holds each
+                # later piece until the earlier one is acknowledged; a delayed ACK (40 ms) per
+                # packet would follow. Linux clears QUICKACK by itself, so it is set each time.
+                self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
                 if len(self._to_host) + len(data) > MAX_PENDING_OUTPUT:
                     self.dropped += len(data)
                     print(f'pty bridge {self.path}: host not reading, {len(data)} bytes dropped',
@@ -264,7 +268,7 @@ class RootCanal:
         with open(self.log_path, 'w') as log:
             self.proc = subprocess.Popen(
                 cmd, cwd=self.sniffer_dir or self.workdir, stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             text = self.log()
