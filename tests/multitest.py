@@ -13,7 +13,8 @@ build/rootcanal-traces/TEST/. A TEST is a name from MicroPython's
 tests/multi_bluetooth (e.g. ble_gap_advertise) or a path to a multitest file of ours. With no
 TEST the list in tests/multitests.txt runs, or with `--tag TAG` the entries of that list tagged
 TAG (e.g. `--tag gc-stress`; repeated, entries with every tag given). Entries tagged `alone` run
-after the others, by themselves; entries tagged `vlink-only` are left out on RootCanal. `--list` prints the selection and runs nothing. Prints one
+after the others, by themselves; entries tagged `vlink-only` are left out on RootCanal.
+`--list` prints the selection and runs nothing. Prints one
 line per test and `N passed, M failed`; exits non-zero on any failure.
 """
 
@@ -272,7 +273,8 @@ def main() -> int:
     ap.add_argument(
         "--rootcanal-preset",
         metavar="PRESET",
-        help="RootCanal controller preset (config.proto), e.g. LAIRD_BL654; implies --controller rootcanal",
+        help="RootCanal controller preset (config.proto), e.g. LAIRD_BL654; "
+        "implies --controller rootcanal",
     )
     ap.add_argument(
         "--rootcanal-quirk",

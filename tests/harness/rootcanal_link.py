@@ -115,7 +115,8 @@ class PtyBridge:
         self.dropped = 0  # bytes for the host dropped because it did not read
         self._to_host = bytearray()
         self._closing = False
-        self._thread = threading.Thread(target=self._run, name=f'pty-bridge {self.path}', daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f'pty-bridge {self.path}',
+                                        daemon=True)
         self._thread.start()
 
     @property
@@ -260,7 +261,8 @@ class RootCanal:
             f'-link_ble_port={self.link_ble_port}',
         ]
         if self.preset or self.quirks:
-            cmd.append('-configuration=' + configuration_text(self.hci_port, self.preset, self.quirks))
+            config = configuration_text(self.hci_port, self.preset, self.quirks)
+            cmd.append('-configuration=' + config)
         if self.sniffer_dir:
             cmd.append('-enable_hci_sniffer')
         # Its log goes to a file: an unread pipe would stall it. The sniffer writes its pcaps

@@ -91,9 +91,9 @@ class Host:
         deadline = time.monotonic() + WAIT_S
         while True:
             packet = self.next_packet(deadline)
-            if packet[0] == 0x04 and packet[1] == 0x0E and struct.unpack_from('<H', packet, 4)[0] == opcode:
+            if packet[:2] == b'\x04\x0e' and struct.unpack_from('<H', packet, 4)[0] == opcode:
                 return packet[6:]
-            if packet[0] == 0x04 and packet[1] == 0x0F and struct.unpack_from('<H', packet, 5)[0] == opcode:
+            if packet[:2] == b'\x04\x0f' and struct.unpack_from('<H', packet, 5)[0] == opcode:
                 return bytes([packet[3]])  # Command Status: its status
             self.events.append(packet)
 
@@ -104,7 +104,8 @@ class Host:
 
     def advertise(self, name: bytes) -> None:
         self.ok(OP_RESET)
-        self.ok(OP_LE_SET_ADV_PARAMS, struct.pack('<HHBBB6sBB', 0x20, 0x20, 0, 0, 0, bytes(6), 7, 0))
+        params = struct.pack('<HHBBB6sBB', 0x20, 0x20, 0, 0, 0, bytes(6), 7, 0)
+        self.ok(OP_LE_SET_ADV_PARAMS, params)
         data = bytes([len(name) + 1, 0x09]) + name
         self.ok(OP_LE_SET_ADV_DATA, bytes([len(data)]) + data.ljust(31, b'\0'))
         self.ok(OP_LE_SET_ADV_ENABLE, b'\x01')
