@@ -54,6 +54,7 @@ IDLE_POLL_S = 0.005
 # Output kept for a host that is not reading; beyond it the bridge drops bytes (and says so).
 MAX_PENDING_OUTPUT = 4 * 1024 * 1024
 READY_LINE = 'initialize: Finished'
+TRACE_DIR = os.environ.get('UBT_BRIDGE_TRACE')
 
 
 def binary() -> str:
@@ -154,6 +155,7 @@ class PtyBridge:
             self.connections += 1
             try:
                 if data:
+                    self._trace('H>C', data)
                     self.sock.sendall(data)
                 self._relay()
             except OSError:
@@ -174,11 +176,13 @@ class PtyBridge:
                 if data is None:
                     return
                 if data:
+                    self._trace('H>C', data)
                     self.sock.sendall(data)
             if self.sock in readable:
                 data = self.sock.recv(65536)
                 if not data:
                     return
+                self._trace('C>H read', data)
                 # RootCanal writes a packet in pieces without TCP_NODELAY, so Nagle holds each
                 # later piece until the earlier one is acknowledged; a delayed ACK (40 ms) per
                 # packet would follow. Linux clears QUICKACK by itself, so it is set each time.
@@ -199,7 +203,18 @@ class PtyBridge:
                     if error.errno == errno.EIO:
                         return
                     raise
+                self._trace('C>H wrote', self._to_host[:written])
                 del self._to_host[:written]
+
+    def _trace(self, what: str, data: bytes | bytearray) -> None:
+        """With UBT_BRIDGE_TRACE=DIR, logs every chunk with a monotonic timestamp: beside
+        RootCanal's pcap it shows when bytes entered and left the pty, so a stall can be put on
+        the firmware's side of the bridge or on RootCanal's."""
+        if not TRACE_DIR:
+            return
+        name = f'bridge-{os.getpid()}-{os.path.basename(self.slave_path)}-{self.connections}.log'
+        with open(os.path.join(TRACE_DIR, name), 'a') as f:
+            f.write(f'{time.monotonic():.6f} {what} {bytes(data).hex()}\n')
 
     def close(self) -> None:
         self._closing = True
