@@ -2,18 +2,23 @@
 """Runs MicroPython's Bluetooth multitests on our Unix firmware over virtual controllers.
 
     tests/multitest.py [--firmware PATH] [--micropython-dir DIR] [-j N]
-                       [--qemu-instance N] [--tag TAG] [--controller-profile NAME]
-                       [--list] [TEST ...]
+                       [--controller vlink|rootcanal] [--rootcanal-preset P]
+                       [--rootcanal-quirk Q] [--controller-profile NAME] [--qemu-instance N]
+                       [--tag TAG] [--list] [TEST ...]
 
-Each test gets its own virtual link (tests/harness/vlink.py) with one controller per firmware
-instance, so tests run in parallel without sharing a radio. A TEST is a name from MicroPython's
+Each test gets its own radio with one controller per firmware instance, so tests run in
+parallel without sharing one: a virtual link of Bumble controllers (tests/harness/vlink.py, the
+default) or, with `--controller rootcanal`, its own RootCanal process
+(tests/harness/rootcanal_link.py), whose HCI sniffer pcaps of a failed test are kept in
+build/rootcanal-traces/TEST/. A TEST is a name from MicroPython's
 tests/multi_bluetooth (e.g. ble_gap_advertise) or a path to a multitest file of ours. With no
 TEST the list in tests/multitests.txt runs, or with `--tag TAG` the entries of that list tagged
 TAG (e.g. `--tag gc-stress`; repeated, entries with every tag given). `--controller-profile
-NAME` makes every controller model that kind of part (tests/harness/vcontroller.py PROFILES;
-repeated, or `all`, every test runs once per profile: the controller matrix); a test whose
-controller logged a HOST BUG (ACL data beyond its buffers) fails. Entries tagged `alone` run
-after the others, by themselves. `--list` prints the selection and runs nothing. Prints one
+NAME` makes every virtual controller model that kind of part (tests/harness/vcontroller.py
+PROFILES; repeated, or `all`, every test runs once per profile: the controller matrix); a test
+whose controller logged a HOST BUG (ACL data beyond its buffers) fails. Entries tagged `alone`
+run after the others, by themselves; entries tagged `vlink-only` are left out on RootCanal.
+`--list` prints the selection and runs nothing. Prints one
 line per test and `N passed, M failed`; exits non-zero on any failure.
 """
 
@@ -33,6 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENV_PYTHON = ROOT / ".cache" / "venv" / "bin" / "python"
 VLINK = ROOT / "tests" / "harness" / "vlink.py"
+TRACES = ROOT / "build" / "rootcanal-traces"
 DEFAULT_LIST = ROOT / "tests" / "multitests.txt"
 TEST_TIMEOUT_S = 300
 HOST_BUG = "HOST BUG"  # vcontroller.HOST_BUG: what the controller logs on a host error
@@ -56,6 +62,17 @@ def instance_count(test: Path) -> int:
 
 class VLink:
     """One vlink.py process with `count` controllers in a private directory."""
+
+    def unix_uart(self, index: int) -> str:
+        """MICROPYBTUART for a Unix instance on controller `index`."""
+        return self.paths[index]
+
+    def qemu_serial(self, index: int) -> str:
+        """qemu's -serial for the board's HCI UART on controller `index`: the pty itself."""
+        return os.path.realpath(self.paths[index])
+
+    def keep_traces(self, name: str) -> str | None:
+        return None
 
     def __init__(self, count: int, profile: str | None = None):
         self.dir = tempfile.mkdtemp(prefix="ubt-vlink-")
@@ -94,6 +111,48 @@ class VLink:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class RootCanalRadio:
+    """One RootCanal process for one test: every instance a new controller on its radio, an HCI
+    pcap per controller written to a private folder, kept only if the test fails."""
+
+    def __init__(self, preset: str | None = None, quirks: tuple[str, ...] = ()):
+        sys.path.insert(0, str(ROOT / "tests" / "harness"))
+        from rootcanal_link import RootCanal
+
+        self.traces = tempfile.mkdtemp(prefix="ubt-rc-traces-")
+        self.rc = RootCanal(preset=preset, quirks=quirks, sniffer_dir=self.traces)
+        try:
+            self.rc.start()
+        except BaseException:
+            shutil.rmtree(self.traces, ignore_errors=True)
+            raise
+
+    def unix_uart(self, index: int) -> str:
+        return self.rc.unix_uart()
+
+    def qemu_serial(self, index: int) -> str:
+        # QEMU connects to the HCI port itself (a client socket chardev): no bridge.
+        return self.rc.tcp_address
+
+    def keep_traces(self, name: str) -> str | None:
+        """Moves this test's pcaps and RootCanal's log to build/rootcanal-traces/NAME."""
+        dest = TRACES / name
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        self.rc.stop()
+        shutil.copy(self.rc.log_path, self.traces)
+        shutil.move(self.traces, dest)
+        return str(dest)
+
+    def host_bugs(self) -> list[str]:
+        """RootCanal checks the host itself (its log); nothing is collected here."""
+        return []
+
+    def close(self) -> None:
+        self.rc.close()
+        shutil.rmtree(self.traces, ignore_errors=True)
+
+
 def resolve(name: str, micropython_dir: Path) -> Path:
     p = Path(name)
     if p.suffix == ".py":
@@ -102,22 +161,24 @@ def resolve(name: str, micropython_dir: Path) -> Path:
     return micropython_dir / "tests" / "multi_bluetooth" / (p.stem + ".py")
 
 
-def qemu_command(elf: Path | str, console: str, hci_path: str) -> list[str]:
+def qemu_command(elf: Path | str, console: str, hci_serial: str) -> list[str]:
     """qemu-system-arm running the Cortex-M4F firmware (make qemu): its REPL on the first
-    serial port (`console`: `stdio` or `pty`), its HCI UART on the controller at `hci_path`.
-    The second -serial names the controller's tty by its /dev path, which QEMU opens as a host
-    tty (no -chardev, whose options need commas)."""
+    serial port (`console`: `stdio` or `pty`), its HCI UART on `hci_serial`: a controller's tty
+    by its /dev path, which QEMU opens as a host tty, or `tcp:HOST:PORT`, a TCP client
+    connection (no -chardev, whose options need commas)."""
+    if not hci_serial.startswith("tcp:"):
+        hci_serial = os.path.realpath(hci_serial)
     return [
         "qemu-system-arm", "-machine", "mps2-an386", "-nographic", "-monitor", "null",
-        "-semihosting", "-serial", console, "-serial", os.path.realpath(hci_path),
+        "-semihosting", "-serial", console, "-serial", hci_serial,
         "-kernel", str(elf),
     ]
 
 
-def qemu_instance(elf: Path, hci_path: str) -> str:
+def qemu_instance(elf: Path, hci_serial: str) -> str:
     """run-multitests' spec for an instance on the Cortex-M4F firmware: its REPL on a pty
     (pyboard's `execpty:`). run-multitests splits specs at commas, so none may appear."""
-    return "pyb:execpty:" + " ".join(qemu_command(elf, "pty", hci_path))
+    return "pyb:execpty:" + " ".join(qemu_command(elf, "pty", hci_serial))
 
 
 def run_one(
@@ -127,19 +188,26 @@ def run_one(
     extra_path: tuple[str, ...] = (),
     qemu: tuple[int, Path] | None = None,
     profile: str | None = None,
+    rootcanal: tuple[str | None, tuple[str, ...]] | None = None,
 ) -> tuple[str, bool, str, float]:
+    """Runs one test on a radio of its own: a VLink, or with `rootcanal` = (preset, quirks)
+    a RootCanal."""
     t0 = time.monotonic()
     n = instance_count(test)
-    link = VLink(n, profile)
+    link: VLink | RootCanalRadio = (
+        VLink(n, profile) if rootcanal is None else RootCanalRadio(*rootcanal)
+    )
+    ok = False
     try:
         cmd = [sys.executable, "run-multitests.py"]
         # run-multitests replaces the environment; keep the frozen modules (asyncio) importable.
         micropython_path = ":".join((*extra_path, ".frozen", "../extmod"))
-        for i, path in enumerate(link.paths):
+        for i in range(n):
             if qemu is not None and i == qemu[0]:
-                cmd += ["-i", qemu_instance(qemu[1], path)]
+                cmd += ["-i", qemu_instance(qemu[1], link.qemu_serial(i))]
                 continue
-            cmd += ["-i", f"micropython,MICROPYBTUART={path},MICROPYPATH={micropython_path}"]
+            uart = link.unix_uart(i)
+            cmd += ["-i", f"micropython,MICROPYBTUART={uart},MICROPYPATH={micropython_path}"]
         cmd.append(str(test))
         env = dict(os.environ, MICROPY_MICROPYTHON=str(firmware))
         try:
@@ -160,6 +228,10 @@ def run_one(
         if bugs:
             ok = False
             output = "the controller saw host errors:\n" + "\n".join(bugs) + "\n" + output
+        if not ok:
+            kept = link.keep_traces(test.stem)
+            if kept:
+                output += f"\nRootCanal HCI traces (pcap per controller) and log: {kept}\n"
     finally:
         link.close()
     name = test.stem if profile is None else f"{test.stem} [{profile}]"
@@ -224,6 +296,27 @@ def main() -> int:
     )
     ap.add_argument("--qemu-firmware", default=str(ROOT / "build" / "qemu" / "firmware.elf"))
     ap.add_argument(
+        "--controller",
+        choices=("vlink", "rootcanal"),
+        default="vlink",
+        help="each test's radio: a link of Bumble controllers (vlink, the default) or its own "
+        "RootCanal process (rootcanal; traces of failed tests in build/rootcanal-traces/)",
+    )
+    ap.add_argument(
+        "--rootcanal-preset",
+        metavar="PRESET",
+        help="RootCanal controller preset (config.proto), e.g. LAIRD_BL654; "
+        "implies --controller rootcanal",
+    )
+    ap.add_argument(
+        "--rootcanal-quirk",
+        action="append",
+        default=[],
+        metavar="QUIRK",
+        help="RootCanal controller quirk set true, e.g. hardware_error_before_reset; repeatable; "
+        "implies --controller rootcanal",
+    )
+    ap.add_argument(
         "--tag",
         action="append",
         default=[],
@@ -249,6 +342,9 @@ def main() -> int:
     args = ap.parse_args()
 
     micropython_dir = Path(args.micropython_dir).resolve()
+    on_rootcanal = bool(
+        args.controller == "rootcanal" or args.rootcanal_preset or args.rootcanal_quirk
+    )
     if args.tests and args.tag:
         ap.error("name tests or select them with --tag, not both")
     if args.tests:
@@ -259,9 +355,18 @@ def main() -> int:
         unknown = sorted(set(args.tag) - known)
         if unknown:
             ap.error(f"no entry of {DEFAULT_LIST.name} has the tag(s) {', '.join(unknown)}")
-        entries = [(n, "alone" in tags) for n, tags in listed if set(args.tag) <= tags]
+        selected = [(n, tags) for n, tags in listed if set(args.tag) <= tags]
+        if on_rootcanal:
+            # What RootCanal itself gets wrong for a test (the reason is beside its line).
+            for n, tags in selected:
+                if "vlink-only" in tags:
+                    print(f"multitest {Path(n).stem}: left out on RootCanal (vlink-only)")
+            selected = [(n, tags) for n, tags in selected if "vlink-only" not in tags]
+        entries = [(n, "alone" in tags) for n, tags in selected]
     profiles: list[str | None] = [None]
     if args.controller_profile:
+        if on_rootcanal:
+            ap.error("--controller-profile models parts on our virtual controller, not RootCanal")
         known_profiles = controller_profiles()
         profiles = []
         for name in args.controller_profile:
@@ -294,6 +399,9 @@ def main() -> int:
     qemu = None
     if args.qemu_instance is not None:
         qemu = (args.qemu_instance, Path(args.qemu_firmware).resolve())
+    rootcanal = None
+    if on_rootcanal:
+        rootcanal = (args.rootcanal_preset, tuple(args.rootcanal_quirk))
     passed = failed = 0
     # Tests marked `alone` (busy for a long time, CPU-heavy) run after the others, one at a
     # time: beside them, two cores leave other tests' start-up and HCI commands past their
@@ -302,7 +410,7 @@ def main() -> int:
     for batch, jobs in zip(batches, (args.jobs, 1)):
         with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
             futures = [
-                pool.submit(run_one, t, firmware, micropython_dir, extra, qemu, p)
+                pool.submit(run_one, t, firmware, micropython_dir, extra, qemu, p, rootcanal)
                 for t in batch
                 for p in runs(t.name)
             ]

@@ -3,7 +3,7 @@
 # Idempotent: every step checks for its result first, so a second run takes seconds.
 #
 #   tools/deps.sh            all steps
-#   tools/deps.sh micropython|nimble|system|venv|mpy_stubs|rust|fuzz
+#   tools/deps.sh micropython|nimble|system|venv|rootcanal|mpy_stubs|rust|fuzz
 #
 # MICROPY_DIR / NIMBLE_DIR, when set, replace the fetched MicroPython / NimBLE trees.
 set -euo pipefail
@@ -17,6 +17,8 @@ NIMBLE_CRATE=apache-nimble-sys
 NIMBLE_CRATE_VERSION=0.0.1
 NIMBLE_CRATE_SHA256=7ad3e1d3629d4253c6ea26074b221789fd2a7b89cb3b793ab25feee100a4aaef
 BUMBLE_VERSION=0.0.236
+# 1.10.0 is the newest whose prebuilt binary runs on Debian 12 (later ones need glibc 2.38).
+ROOTCANAL_VERSION=1.10.0
 MYPY_VERSION=2.4.1
 MPY_STUBS_VERSION=1.29.0.post1
 MPY_STDLIB_STUBS_VERSION=1.29.0.post2
@@ -137,6 +139,17 @@ step_venv() {
     "$venv/bin/pip" install -q "bumble==$BUMBLE_VERSION" pytest "mypy==$MYPY_VERSION"
 }
 
+# RootCanal, Android's virtual controller, as a second radio for the multitests: the PyPI
+# package ships the prebuilt binary (tests/harness/rootcanal_link.py finds it).
+step_rootcanal() {
+    local venv="$CACHE/venv"
+    if "$venv/bin/python" -c "import importlib.metadata as m; assert m.version('rootcanal') == '$ROOTCANAL_VERSION'" 2>/dev/null; then
+        return
+    fi
+    say "installing rootcanal $ROOTCANAL_VERSION into the venv"
+    "$venv/bin/pip" install -q "rootcanal==$ROOTCANAL_VERSION"
+}
+
 # MicroPython's own library stubs (time.sleep_ms, micropython.const, ...) for type-checking the
 # examples. They are loose .pyi files plus a MicroPython typeshed, so they get their own folder
 # rather than the venv's site-packages, where mypy would not look for them.
@@ -151,7 +164,7 @@ step_mpy_stubs() {
 }
 
 if [ $# -eq 0 ]; then
-    set -- system rust fuzz micropython nimble venv mpy_stubs
+    set -- system rust fuzz micropython nimble venv rootcanal mpy_stubs
 fi
 for s in "$@"; do
     "step_$s"

@@ -56,12 +56,15 @@ qemu_firmware() {
     # Cortex-M4F, in either role. One at a time: qemu's guest busy-waits on its console and
     # takes a core.
     "$VENV_PY" tests/multitest.py -j 1 --qemu-instance 0 --tag qemu &&
-        "$VENV_PY" tests/multitest.py -j 1 --qemu-instance 1 --tag qemu
+        "$VENV_PY" tests/multitest.py -j 1 --qemu-instance 1 --tag qemu || return 1
+    # The same on RootCanal, the board's second serial a TCP connection to its HCI port.
+    "$VENV_PY" tests/multitest.py -j 1 --controller rootcanal --qemu-instance 0 --tag qemu &&
+        "$VENV_PY" tests/multitest.py -j 1 --controller rootcanal --qemu-instance 1 --tag qemu
 }
-step "Cortex-M4F firmware under qemu (make qemu, tests/qemu)" qemu_firmware
+step "Cortex-M4F firmware under qemu (make qemu, tests/qemu; multitests on vlink and RootCanal)" qemu_firmware
 step "fuzz: H4 framing and the controller-to-host path (${FUZZ_SECONDS:-30} s each)" bash tools/fuzz.sh
-step "virtual controller harness (pytest)" "$VENV_PY" -m pytest -q tests/harness
-step "peers: our firmware against Bumble host devices" "$VENV_PY" -m pytest -q tests/peer
+step "virtual controller and RootCanal harness (pytest)" "$VENV_PY" -m pytest -q tests/harness
+step "peers: our firmware against Bumble host devices (GATT server and L2CAP listener on RootCanal too)" "$VENV_PY" -m pytest -q tests/peer
 step "firmware tests" "$VENV_PY" tests/firmware/run.py
 step "editor stubs: match the module, type-check the examples" "$VENV_PY" -m pytest -q tests/stubs
 step "docs: every name documented, links and paths resolve" "$VENV_PY" -m pytest -q tests/docs
@@ -74,6 +77,8 @@ controller_matrix() {
     "$VENV_PY" tests/multitest.py -j 2 --tag matrix --controller-profile all
 }
 step "controller matrix: core multitests on every controller profile" controller_matrix
+step "MicroPython multitests on RootCanal (HCI traces of failures in build/rootcanal-traces)" \
+    "$VENV_PY" tests/multitest.py --controller rootcanal
 step "GATT/L2CAP multitests with gc.collect() in every handler and a 48 KiB heap" \
     "$VENV_PY" tests/multitest.py --gc-stress 48k --tag gc-stress
 step "GATT/L2CAP multitests on an AddressSanitizer build (invalid accesses, leaks)" bash tools/asan.sh

@@ -117,6 +117,50 @@ async def run_firmware(uart: str, script: str, path, timeout: float) -> str:
     return text
 
 
+class Radio:
+    """`count` controllers on one radio for a peer test: `vlink` (Bumble VController on an
+    in-process VLink) or `rootcanal` (its own RootCanal process, every controller behind a
+    bridged pty, tests/harness/rootcanal_link.py). `paths[i]` is a tty for the firmware
+    (MICROPYBTUART) or for a Bumble host (`serial:PATH`).
+
+    The Bumble host goes through the pty bridge rather than Bumble's own `tcp-client:`
+    transport: RootCanal sends without TCP_NODELAY, and only the bridge acknowledges at once,
+    so a plain socket would wait for a delayed ACK (40 ms) on every packet."""
+
+    def __init__(self, kind: str, count: int = 2) -> None:
+        assert kind in ('vlink', 'rootcanal'), kind
+        self.kind = kind
+        self.count = count
+        self.link = None
+        self.rc = None
+        self.paths: list[str] = []
+
+    async def __aenter__(self) -> 'Radio':
+        import sys
+        sys.path.insert(0, os.path.join(ROOT, 'tests', 'harness'))
+        if self.kind == 'vlink':
+            from vlink import VLink
+            self.link = await VLink(count=self.count).start()
+            self.paths = self.link.paths
+        else:
+            from rootcanal_link import RootCanal
+            self.rc = RootCanal()
+            await asyncio.to_thread(self.rc.start)
+            self.paths = [self.rc.unix_uart() for _ in range(self.count)]
+        return self
+
+    def public_address(self, index: int):
+        """Controller `index`'s public address where the radio knows it (vlink), else None:
+        RootCanal hands out addresses as hosts connect, so ask the host on that controller."""
+        return self.link.controllers[index].public_address if self.link is not None else None
+
+    async def __aexit__(self, *exc_info) -> None:
+        if self.link is not None:
+            await self.link.close()
+        if self.rc is not None:
+            await asyncio.to_thread(self.rc.close)
+
+
 @contextlib.asynccontextmanager
 async def bumble_device(link, index: int = 1, name: str = 'peer'):
     """A powered-on Bumble host `Device` on controller `index` of a VLink; its transport is

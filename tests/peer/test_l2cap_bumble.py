@@ -34,7 +34,11 @@ from bumble.transport import open_transport  # noqa: E402
 from vlink import VLink  # noqa: E402
 
 import fwproc  # noqa: E402
-from fwproc import FIRMWARE, run_async  # noqa: E402
+from fwproc import FIRMWARE, Radio, run_async  # noqa: E402
+from bumble.hci import Address  # noqa: E402
+
+# The Bumble central's random address (unused: it connects with its public one).
+CENTRAL_RANDOM_ADDRESS = Address('F0:00:00:00:00:02', Address.RANDOM_DEVICE_ADDRESS)
 
 
 
@@ -307,6 +311,7 @@ ble.irq(irq)
 ble.active(True)
 ble.l2cap_listen(%(psm)d, %(mtu)d)
 ble.gap_advertise(20000, b'\x02\x01\x06')
+print('mac', ':'.join('%%02X' %% b for b in ble.config('mac')[1]))
 print('advertising')
 t0 = time.ticks_ms()
 while 'gap' not in closed and time.ticks_diff(time.ticks_ms(), t0) < 30000:
@@ -323,11 +328,12 @@ print('END')
 '''
 
 
+@pytest.mark.parametrize('radio', ['vlink', 'rootcanal'])
 @run_async(120)
-async def test_l2cap_listener_with_bumble(tmp_path):
+async def test_l2cap_listener_with_bumble(tmp_path, radio):
     path = tmp_path / 'l2cap_listener.py'
     path.write_text(LISTEN_SCRIPT % {'psm': LISTEN_PSM, 'mtu': LISTEN_MTU})
-    async with VLink(count=2) as link:
+    async with Radio(radio) as link:
         env = dict(os.environ, MICROPYBTUART=link.paths[0])
         proc = await asyncio.create_subprocess_exec(
             FIRMWARE, str(path), env=env, stdout=asyncio.subprocess.PIPE,
@@ -340,10 +346,14 @@ async def test_l2cap_listener_with_bumble(tmp_path):
                 lines.append(line.decode().rstrip())
             transport = await open_transport(f'serial:{link.paths[1]},1000000')
             try:
-                dev = Device.with_hci('central', link.controllers[1].public_address,
+                dev = Device.with_hci('central', link.public_address(1) or CENTRAL_RANDOM_ADDRESS,
                                       transport.source, transport.sink)
+                # Reads the controller's public address (connect uses it: own_address_type=0).
                 await dev.power_on()
-                conn = await dev.connect(link.controllers[0].public_address, own_address_type=0)
+                mac = next(line.split()[1] for line in lines if line.startswith('mac '))
+                fw_address = link.public_address(0) or Address(mac, Address.PUBLIC_DEVICE_ADDRESS)
+                assert str(fw_address).split('/')[0] == mac, (fw_address, mac)
+                conn = await dev.connect(fw_address, own_address_type=0)
                 spec = l2cap.LeCreditBasedChannelSpec(psm=LISTEN_PSM, mtu=500, mps=200,
                                                       max_credits=4)
                 # Refused by the script's ACCEPT handler: NimBLE answers "unknown PSM".
