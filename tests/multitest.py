@@ -131,8 +131,10 @@ class RootCanalRadio:
         return self.rc.unix_uart()
 
     def qemu_serial(self, index: int) -> str:
-        # QEMU connects to the HCI port itself (a client socket chardev): no bridge.
-        return self.rc.tcp_address
+        # A bridged pty rather than QEMU's own TCP client: QEMU acknowledges late (delayed
+        # ACK) and RootCanal sends without TCP_NODELAY, so every packet would wait ~40 ms; the
+        # bridge acknowledges at once (the firmware's own TCP client does the same).
+        return os.path.realpath(self.rc.bridged_pty())
 
     def keep_traces(self, name: str) -> str | None:
         """Moves this test's pcaps and RootCanal's log to build/rootcanal-traces/NAME."""

@@ -16,12 +16,13 @@ LE link), chosen free, so runs in parallel never share a radio.
 In-process use:
 
     with RootCanal(preset='LAIRD_BL654', sniffer_dir=d) as rc:
-        rc.tcp_address     # 'tcp:127.0.0.1:PORT', for qemu's -serial (and Unix firmware, soon)
+        rc.tcp_address     # 'tcp:127.0.0.1:PORT', for qemu's -serial and the Unix firmware
         rc.unix_uart()     # a MICROPYBTUART value: a new controller for one Unix instance
 
-The Unix firmware opens a tty, not a socket, so until it takes `tcp:HOST:PORT` itself each
-instance gets a PtyBridge: a pty whose bytes are relayed to a new TCP connection to the HCI
-port. Switching to direct TCP is the constant UNIX_UART_OVER_TCP.
+The Unix firmware connects to the HCI port itself (`MICROPYBTUART=tcp:HOST:PORT`, one new
+controller per connection). A PtyBridge (a pty whose bytes are relayed to a new TCP connection
+to the HCI port) serves what can only open a tty; the constant UNIX_UART_OVER_TCP switches
+Unix instances back to bridges.
 """
 
 from __future__ import annotations
@@ -41,9 +42,8 @@ import threading
 import time
 import tty
 
-# Flip once ports/unix opens MICROPYBTUART=tcp:HOST:PORT itself: unix_uart() then hands out
-# the HCI port's address instead of a bridged pty.
-UNIX_UART_OVER_TCP = False
+# Unix instances connect with MICROPYBTUART=tcp:HOST:PORT; False gives them bridged ptys.
+UNIX_UART_OVER_TCP = True
 
 HOST = '127.0.0.1'
 START_TIMEOUT_S = 20.0
@@ -316,10 +316,15 @@ class RootCanal:
 
     def unix_uart(self, link_path: str | None = None) -> str:
         """A MICROPYBTUART value that gives one Unix firmware instance a new controller on
-        this radio: a bridged pty (at `link_path` if given) or, once the firmware speaks TCP,
-        the HCI port itself."""
+        this radio: the HCI port itself, or with UNIX_UART_OVER_TCP off a bridged pty (at
+        `link_path` if given)."""
         if UNIX_UART_OVER_TCP:
             return self.tcp_address
+        return self.bridged_pty(link_path)
+
+    def bridged_pty(self, link_path: str | None = None) -> str:
+        """A pty (at `link_path` if given) relayed to a new TCP connection, and so a new
+        controller, each time it is opened: for what can only open a tty."""
         bridge = PtyBridge((HOST, self.hci_port), link_path)
         self.bridges.append(bridge)
         return bridge.path

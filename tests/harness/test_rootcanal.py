@@ -181,10 +181,10 @@ def test_a_taken_port_is_retried(monkeypatch):
 
 def test_bridged_ptys_share_one_radio_and_two_rootcanals_do_not(tmp_path):
     with RootCanal() as rc, RootCanal() as other:
-        advertiser = Host(rc.unix_uart(str(tmp_path / 'hci0')))
-        scanner = Host(rc.unix_uart(str(tmp_path / 'hci1')))
-        elsewhere_adv = Host(other.unix_uart())
-        elsewhere_scan = Host(other.unix_uart())
+        advertiser = Host(rc.bridged_pty(str(tmp_path / 'hci0')))
+        scanner = Host(rc.bridged_pty(str(tmp_path / 'hci1')))
+        elsewhere_adv = Host(other.bridged_pty())
+        elsewhere_scan = Host(other.bridged_pty())
         try:
             # Each pty is its own controller.
             assert bd_addr(advertiser) != bd_addr(scanner)
@@ -210,7 +210,7 @@ def test_bridged_ptys_share_one_radio_and_two_rootcanals_do_not(tmp_path):
 
 def test_reopening_a_bridged_pty_gives_a_new_controller(tmp_path):
     with RootCanal() as rc:
-        path = rc.unix_uart(str(tmp_path / 'hci0'))
+        path = rc.bridged_pty(str(tmp_path / 'hci0'))
         bridge = rc.bridges[0]
         host = Host(path)
         host.ok(OP_RESET)
@@ -234,7 +234,7 @@ def test_preset_configures_the_controller():
     with RootCanal() as plain, RootCanal(preset='LAIRD_BL654') as laird:
         sizes = []
         for rc in (plain, laird):
-            host = Host(rc.unix_uart())
+            host = Host(rc.bridged_pty())
             sizes.append(struct.unpack('<HB', host.ok(OP_LE_READ_BUFFER_SIZE)))
             host.close()
     # RootCanal's default controller: 27-byte LE ACL buffers, 20 of them; the preset differs.
@@ -247,7 +247,7 @@ def test_a_configuration_rootcanal_rejects_is_an_error():
         RootCanal(quirks=['no_such_quirk']).start()
     # A quirk it knows is taken.
     with RootCanal(quirks=['hardware_error_before_reset']) as rc:
-        host = Host(rc.unix_uart())
+        host = Host(rc.bridged_pty())
         host.ok(OP_RESET)
         host.close()
 
@@ -255,7 +255,7 @@ def test_a_configuration_rootcanal_rejects_is_an_error():
 def test_hci_sniffer_writes_a_pcap_per_controller(tmp_path):
     with RootCanal(sniffer_dir=str(tmp_path)) as rc:
         for _ in range(2):
-            host = Host(rc.unix_uart())
+            host = Host(rc.bridged_pty())
             host.ok(OP_RESET)
             host.close()
     pcaps = sorted(tmp_path.glob('*.pcap'))
