@@ -52,14 +52,15 @@ def instance_count(test: Path) -> int:
 class VLink:
     """One vlink.py process with `count` controllers in a private directory."""
 
-    def __init__(self, count: int):
+    def __init__(self, count: int, packet_log: bool = False):
         self.dir = tempfile.mkdtemp(prefix="ubt-vlink-")
         python = str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
         # stderr goes to a file: an unread pipe would stall vlink once it filled.
         self.log_path = os.path.join(self.dir, "vlink.log")
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(
-                [python, str(VLINK), "--count", str(count), "--dir", self.dir],
+                [python, str(VLINK), "--count", str(count), "--dir", self.dir]
+                + (["-vv"] if packet_log else []),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log,
@@ -72,7 +73,7 @@ class VLink:
                 raise RuntimeError(f"vlink did not start: {line!r} {log.read()}")
         self.paths = [os.path.join(self.dir, f"hci{i}") for i in range(count)]
 
-    def close(self) -> None:
+    def close(self, keep_log: Path | None = None) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -80,6 +81,8 @@ class VLink:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if keep_log is not None:
+            shutil.copy(self.log_path, keep_log)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -91,22 +94,32 @@ def resolve(name: str, micropython_dir: Path) -> Path:
     return micropython_dir / "tests" / "multi_bluetooth" / (p.stem + ".py")
 
 
-def qemu_command(elf: Path | str, console: str, hci_path: str) -> list[str]:
+def qemu_command(
+    elf: Path | str, console: str, hci_path: str, trace: Path | None = None
+) -> list[str]:
     """qemu-system-arm running the Cortex-M4F firmware (make qemu): its REPL on the first
     serial port (`console`: `stdio` or `pty`), its HCI UART on the controller at `hci_path`.
     The second -serial names the controller's tty by its /dev path, which QEMU opens as a host
-    tty (no -chardev, whose options need commas)."""
+    tty (no -chardev, whose options need commas). With `trace`, QEMU writes there every byte
+    its CMSDK UARTs receive and send, each stamped `thread@seconds`: the byte's hand-over to
+    the guest (receive) happens in QEMU's main loop, transmission in the vCPU thread."""
+    extra = []
+    if trace is not None:
+        extra = [
+            "-msg", "timestamp=on", "-D", str(trace),
+            "-trace", "cmsdk_apb_uart_receive", "-trace", "cmsdk_apb_uart_tx",
+        ]
     return [
         "qemu-system-arm", "-machine", "mps2-an386", "-nographic", "-monitor", "null",
         "-semihosting", "-serial", console, "-serial", os.path.realpath(hci_path),
-        "-kernel", str(elf),
+        "-kernel", str(elf), *extra,
     ]
 
 
-def qemu_instance(elf: Path, hci_path: str) -> str:
+def qemu_instance(elf: Path, hci_path: str, trace: Path | None = None) -> str:
     """run-multitests' spec for an instance on the Cortex-M4F firmware: its REPL on a pty
     (pyboard's `execpty:`). run-multitests splits specs at commas, so none may appear."""
-    return "pyb:execpty:" + " ".join(qemu_command(elf, "pty", hci_path))
+    return "pyb:execpty:" + " ".join(qemu_command(elf, "pty", hci_path, trace))
 
 
 def run_one(
@@ -115,17 +128,20 @@ def run_one(
     micropython_dir: Path,
     extra_path: tuple[str, ...] = (),
     qemu: tuple[int, Path] | None = None,
+    trace: Path | None = None,
 ) -> tuple[str, bool, str, float]:
     t0 = time.monotonic()
     n = instance_count(test)
-    link = VLink(n)
+    link = VLink(n, packet_log=trace is not None)
+    kept_log = None
     try:
         cmd = [sys.executable, "run-multitests.py"]
         # run-multitests replaces the environment; keep the frozen modules (asyncio) importable.
         micropython_path = ":".join((*extra_path, ".frozen", "../extmod"))
         for i, path in enumerate(link.paths):
             if qemu is not None and i == qemu[0]:
-                cmd += ["-i", qemu_instance(qemu[1], path)]
+                qemu_trace = None if trace is None else trace.with_suffix(".qemu.log")
+                cmd += ["-i", qemu_instance(qemu[1], path, qemu_trace)]
                 continue
             cmd += ["-i", f"micropython,MICROPYBTUART={path},MICROPYPATH={micropython_path}"]
         cmd.append(str(test))
@@ -144,8 +160,11 @@ def run_one(
         except subprocess.TimeoutExpired as e:
             output = f"timeout after {TEST_TIMEOUT_S} s\n{e.stdout or ''}"
             ok = False
+        if trace is not None:
+            trace.with_suffix(".out").write_text(output)
+            kept_log = trace.with_suffix(".vlink.log")
     finally:
-        link.close()
+        link.close(kept_log)
     return test.stem, ok, output, time.monotonic() - t0
 
 
@@ -204,6 +223,11 @@ def main() -> int:
         help="run the entries of tests/multitests.txt with this tag (repeatable: all of them)",
     )
     ap.add_argument("--list", action="store_true", help="print the selected tests, run nothing")
+    ap.add_argument(
+        "--trace-dir",
+        help="keep, per run K of test T, T-K.vlink.log (every HCI packet, vlink -vv), "
+        "T-K.qemu.log (the qemu board's UART bytes, timestamped) and T-K.out",
+    )
     ap.add_argument("tests", nargs="*")
     args = ap.parse_args()
 
@@ -236,6 +260,18 @@ def main() -> int:
     qemu = None
     if args.qemu_instance is not None:
         qemu = (args.qemu_instance, Path(args.qemu_firmware).resolve())
+    trace_dir = None
+    if args.trace_dir:
+        trace_dir = Path(args.trace_dir).resolve()
+        trace_dir.mkdir(parents=True, exist_ok=True)
+    runs: dict[str, int] = {}
+
+    def trace_for(test: Path) -> Path | None:
+        if trace_dir is None:
+            return None
+        runs[test.stem] = runs.get(test.stem, 0) + 1
+        return trace_dir / f"{test.stem}-{runs[test.stem]}"
+
     passed = failed = 0
     # Tests marked `alone` (busy for a long time, CPU-heavy) run after the others, one at a
     # time: beside them, two cores leave other tests' start-up and HCI commands past their
@@ -244,7 +280,8 @@ def main() -> int:
     for batch, jobs in zip(batches, (args.jobs, 1)):
         with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
             futures = [
-                pool.submit(run_one, t, firmware, micropython_dir, extra, qemu) for t in batch
+                pool.submit(run_one, t, firmware, micropython_dir, extra, qemu, trace_for(t))
+                for t in batch
             ]
             for fut in concurrent.futures.as_completed(futures):
                 name, ok, output, secs = fut.result()
