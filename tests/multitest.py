@@ -74,7 +74,7 @@ class VLink:
     def keep_traces(self, name: str) -> str | None:
         return None
 
-    def __init__(self, count: int, profile: str | None = None):
+    def __init__(self, count: int, profile: str | None = None, packet_log: bool = False):
         self.dir = tempfile.mkdtemp(prefix="ubt-vlink-")
         python = str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
         # stderr goes to a file: an unread pipe would stall vlink once it filled.
@@ -82,7 +82,8 @@ class VLink:
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(
                 [python, str(VLINK), "--count", str(count), "--dir", self.dir]
-                + (["--profile", profile] if profile else []),
+                + (["--profile", profile] if profile else [])
+                + (["-vv"] if packet_log else []),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log,
@@ -100,7 +101,7 @@ class VLink:
         with open(self.log_path) as log:
             return [line.rstrip() for line in log if HOST_BUG in line]
 
-    def close(self) -> None:
+    def close(self, keep_log: Path | None = None) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -108,6 +109,8 @@ class VLink:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if keep_log is not None:
+            shutil.copy(self.log_path, keep_log)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -163,24 +166,34 @@ def resolve(name: str, micropython_dir: Path) -> Path:
     return micropython_dir / "tests" / "multi_bluetooth" / (p.stem + ".py")
 
 
-def qemu_command(elf: Path | str, console: str, hci_serial: str) -> list[str]:
+def qemu_command(
+    elf: Path | str, console: str, hci_serial: str, trace: Path | None = None
+) -> list[str]:
     """qemu-system-arm running the Cortex-M4F firmware (make qemu): its REPL on the first
     serial port (`console`: `stdio` or `pty`), its HCI UART on `hci_serial`: a controller's tty
     by its /dev path, which QEMU opens as a host tty, or `tcp:HOST:PORT`, a TCP client
-    connection (no -chardev, whose options need commas)."""
+    connection (no -chardev, whose options need commas). With `trace`, QEMU writes there every
+    byte its CMSDK UARTs receive and send, each stamped `thread@seconds`: the byte's hand-over
+    to the guest (receive) happens in QEMU's main loop, transmission in the vCPU thread."""
     if not hci_serial.startswith("tcp:"):
         hci_serial = os.path.realpath(hci_serial)
+    extra = []
+    if trace is not None:
+        extra = [
+            "-msg", "timestamp=on", "-D", str(trace),
+            "-trace", "cmsdk_apb_uart_receive", "-trace", "cmsdk_apb_uart_tx",
+        ]
     return [
         "qemu-system-arm", "-machine", "mps2-an386", "-nographic", "-monitor", "null",
         "-semihosting", "-serial", console, "-serial", hci_serial,
-        "-kernel", str(elf),
+        "-kernel", str(elf), *extra,
     ]
 
 
-def qemu_instance(elf: Path, hci_serial: str) -> str:
+def qemu_instance(elf: Path, hci_serial: str, trace: Path | None = None) -> str:
     """run-multitests' spec for an instance on the Cortex-M4F firmware: its REPL on a pty
     (pyboard's `execpty:`). run-multitests splits specs at commas, so none may appear."""
-    return "pyb:execpty:" + " ".join(qemu_command(elf, "pty", hci_serial))
+    return "pyb:execpty:" + " ".join(qemu_command(elf, "pty", hci_serial, trace))
 
 
 def run_one(
@@ -191,22 +204,27 @@ def run_one(
     qemu: tuple[int, Path] | None = None,
     profile: str | None = None,
     rootcanal: tuple[str | None, tuple[str, ...]] | None = None,
+    trace: Path | None = None,
 ) -> tuple[str, bool, str, float]:
     """Runs one test on a radio of its own: a VLink, or with `rootcanal` = (preset, quirks)
     a RootCanal."""
     t0 = time.monotonic()
     n = instance_count(test)
     link: VLink | RootCanalRadio = (
-        VLink(n, profile) if rootcanal is None else RootCanalRadio(*rootcanal)
+        VLink(n, profile, packet_log=trace is not None)
+        if rootcanal is None
+        else RootCanalRadio(*rootcanal)
     )
     ok = False
+    kept_log = None
     try:
         cmd = [sys.executable, "run-multitests.py"]
         # run-multitests replaces the environment; keep the frozen modules (asyncio) importable.
         micropython_path = ":".join((*extra_path, ".frozen", "../extmod"))
         for i in range(n):
             if qemu is not None and i == qemu[0]:
-                cmd += ["-i", qemu_instance(qemu[1], link.qemu_serial(i))]
+                qemu_trace = None if trace is None else trace.with_suffix(".qemu.log")
+                cmd += ["-i", qemu_instance(qemu[1], link.qemu_serial(i), qemu_trace)]
                 continue
             uart = link.unix_uart(i)
             cmd += ["-i", f"micropython,MICROPYBTUART={uart},MICROPYPATH={micropython_path}"]
@@ -234,8 +252,15 @@ def run_one(
             kept = link.keep_traces(test.stem)
             if kept:
                 output += f"\nRootCanal HCI traces (pcap per controller) and log: {kept}\n"
+        if trace is not None:
+            trace.with_suffix(".out").write_text(output)
+            if isinstance(link, VLink):
+                kept_log = trace.with_suffix(".vlink.log")
     finally:
-        link.close()
+        if isinstance(link, VLink):
+            link.close(kept_log)
+        else:
+            link.close()
     name = test.stem if profile is None else f"{test.stem} [{profile}]"
     return name, ok, output, time.monotonic() - t0
 
@@ -340,6 +365,11 @@ def main() -> int:
         help="with --controller-profile: leave out this test on this profile (repeatable)",
     )
     ap.add_argument("--list", action="store_true", help="print the selected tests, run nothing")
+    ap.add_argument(
+        "--trace-dir",
+        help="keep, per run K of test T, T-K.vlink.log (every HCI packet, vlink -vv), "
+        "T-K.qemu.log (the qemu board's UART bytes, timestamped) and T-K.out",
+    )
     ap.add_argument("tests", nargs="*")
     args = ap.parse_args()
 
@@ -404,6 +434,18 @@ def main() -> int:
     rootcanal = None
     if on_rootcanal:
         rootcanal = (args.rootcanal_preset, tuple(args.rootcanal_quirk))
+    trace_dir = None
+    if args.trace_dir:
+        trace_dir = Path(args.trace_dir).resolve()
+        trace_dir.mkdir(parents=True, exist_ok=True)
+    run_counts: dict[str, int] = {}
+
+    def trace_for(test: Path) -> Path | None:
+        if trace_dir is None:
+            return None
+        run_counts[test.stem] = run_counts.get(test.stem, 0) + 1
+        return trace_dir / f"{test.stem}-{run_counts[test.stem]}"
+
     passed = failed = 0
     # Tests marked `alone` (busy for a long time, CPU-heavy) run after the others, one at a
     # time: beside them, two cores leave other tests' start-up and HCI commands past their
@@ -412,7 +454,9 @@ def main() -> int:
     for batch, jobs in zip(batches, (args.jobs, 1)):
         with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
             futures = [
-                pool.submit(run_one, t, firmware, micropython_dir, extra, qemu, p, rootcanal)
+                pool.submit(
+                    run_one, t, firmware, micropython_dir, extra, qemu, p, rootcanal, trace_for(t)
+                )
                 for t in batch
                 for p in runs(t.name)
             ]

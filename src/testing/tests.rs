@@ -1012,3 +1012,89 @@ fn l2cap_send_goes_out_as_a_k_frame() {
         )]
     );
 }
+
+// --- A peer or a controller that stops answering ----------------------------------------------
+
+/// NimBLE's ATT transaction timeout (Core spec Vol 3 Part F 3.3.3: 30 s).
+const ATT_TIMEOUT_MS: u32 = 30_000;
+
+#[test]
+fn gattc_write_unanswered_times_out_and_ends_the_link() {
+    let _sim = started();
+    let conn = connect_as_central();
+    with_controller(|c| c.commands.clear());
+    let data = b"on";
+    // SAFETY: `data` is readable for its length.
+    let st = unsafe { ffi::ubt_gattc_write(conn, 5, data.as_ptr(), data.len(), 1) };
+    assert_eq!(st, OK);
+    advance(5);
+    assert_eq!(att_out(), vec![b"\x12\x05\x00on".to_vec()], "Write Request");
+    // The peer never answers: nothing happens until the ATT timeout ...
+    advance(ATT_TIMEOUT_MS - 100);
+    assert_eq!(events(), vec![]);
+    assert!(with_controller(|c| c.sent(0x0406).is_empty()));
+    // ... then the write is done with status 13 (BLE_HS_ETIMEOUT), and the link is ended
+    // (HCI Disconnect, "remote user terminated connection"), as the spec requires of a client
+    // whose transaction timed out: no further ATT PDU may go over that bearer.
+    advance(200);
+    assert_eq!(
+        events(),
+        vec![
+            ev(IRQ_GATTC_WRITE_DONE, vec![int(2), int(5), int(13)]),
+            ev(
+                IRQ_PERIPHERAL_DISCONNECT,
+                vec![int(2), int(0), bytes(&PEER)]
+            ),
+        ]
+    );
+    assert_eq!(
+        last_sent(0x0406),
+        vec![2, 0, 0x13],
+        "Disconnect, reason 0x13"
+    );
+    // The stack carries on: a new write on the ended link is refused at once.
+    // SAFETY: as above.
+    let st = unsafe { ffi::ubt_gattc_write(conn, 5, data.as_ptr(), data.len(), 1) };
+    assert_eq!(st, errno::ENOTCONN);
+}
+
+#[test]
+fn a_controller_that_stops_answering_fails_the_call_and_the_stack_still_stops() {
+    let _sim = started();
+    connect_as_peripheral();
+    // From here on the controller takes commands and answers none.
+    with_controller(|c| c.answers_left = 0);
+    let t0 = now_ms();
+    let st = advertise(100_000, &[2, 1, 6], true);
+    let waited = now_ms().wrapping_sub(t0);
+    // NimBLE gives up on a command after 2 s: OSError(-19), BLE_HS_ETIMEOUT_HCI passed
+    // through negated like every stack code without an errno of its own.
+    assert_eq!(st, -19);
+    assert!(
+        (2000..2100).contains(&waited),
+        "NimBLE's 2 s command timeout, waited {waited} ms"
+    );
+    // NimBLE then resets its host: the link is reported as ended ...
+    advance(1);
+    assert_eq!(
+        events(),
+        vec![ev(
+            IRQ_CENTRAL_DISCONNECT,
+            vec![int(1), int(0), bytes(&PEER)]
+        )]
+    );
+    // ... and it tries to sync again (HCI Reset), so the stack still reports active, but until
+    // it has synced every call fails at once with OSError(-22) (BLE_HS_ENOTSYNCED).
+    assert!(ffi::ubt_ble_is_active());
+    assert!(with_controller(|c| !c.sent(0x0c03).is_empty()));
+    let t1 = now_ms();
+    assert_eq!(advertise(100_000, &[2, 1, 6], true), -22);
+    assert_eq!(now_ms(), t1, "no wait");
+    // active(False) completes and closes the UART.
+    stop();
+    assert!(!ffi::ubt_ble_is_active());
+    assert!(with_controller(|c| !c.uart_open));
+    // Once the controller answers again, the stack starts.
+    with_controller(|c| c.answers_left = u32::MAX);
+    assert_eq!(start(), OK);
+}
