@@ -1038,11 +1038,10 @@ fn l2cap_send_ready_waits_for_credits_after_the_pool_recovers() {
     // each holding a block of NimBLE's shared pool.
     with_controller(|c| c.complete_acl = false);
     for i in 0..8u8 {
-        // SAFETY: the data is readable for its length.
-        assert_eq!(
-            unsafe { ffi::ubt_gatts_notify(conn, h, buf(&[i]), false) },
-            OK
-        );
+        let data = [i];
+        // SAFETY: `data` is readable for its length.
+        let st = unsafe { ffi::ubt_gatts_notify(conn, h, buf(&data), false) };
+        assert_eq!(st, OK);
     }
     advance(5);
     assert_eq!(att_out().len(), 8);
