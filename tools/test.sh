@@ -72,8 +72,7 @@ step "examples" "$VENV_PY" -m pytest -q tests/examples
 step "MicroPython multitests" "$VENV_PY" tests/multitest.py
 controller_matrix() {
     # The multitests tagged `matrix` on every controller profile (docs/testing.md, "The
-    # controller matrix"). ble_l2cap is not tagged: it stalls now and then on these
-    # controllers (a host bug written up there).
+    # controller matrix").
     "$VENV_PY" tests/multitest.py -j 2 --tag matrix --controller-profile all
 }
 step "controller matrix: core multitests on every controller profile" controller_matrix

@@ -20,8 +20,10 @@
 //! returned only once pending is empty (spec §10).
 //!
 //! Sending. `l2cap_send` returns false ("stalled") on a credit stall or when NimBLE's shared
-//! mbuf pool is at most half free; `_IRQ_L2CAP_SEND_READY` follows when the credits come or
-//! when a later poll finds the pool at least three-quarters free.
+//! mbuf pool is at most half free; `_IRQ_L2CAP_SEND_READY` follows once both are over: the
+//! credits came (NimBLE's TX_UNSTALLED) and a later poll finds the pool at least
+//! three-quarters free. Raising it for the pool alone while NimBLE still waits for credits
+//! would make the script's next send fail with `EBUSY`.
 
 use core::ffi::{c_int, c_void};
 use core::{mem, ptr};
@@ -157,6 +159,10 @@ struct Channel {
     in_recv_irq: bool,
     /// `l2cap_send` reported a shared-pool stall; SEND_READY is owed when it recovers.
     mem_stalled: bool,
+    /// NimBLE still holds part of the last SDU, waiting for the peer's credits: until its
+    /// TX_UNSTALLED event a further `ble_l2cap_send` fails with `EBUSY`, so no SEND_READY
+    /// may be raised for the pool alone.
+    credit_stalled: bool,
     rx: Box<Pool>,
     tx: Box<Pool>,
 }
@@ -177,6 +183,7 @@ impl Channel {
             rx_pending: ptr::null_mut(),
             in_recv_irq: false,
             mem_stalled: false,
+            credit_stalled: false,
             rx,
             tx,
         })
@@ -191,6 +198,7 @@ impl Channel {
         self.chan = ptr::null_mut();
         self.connected = false;
         self.mem_stalled = false;
+        self.credit_stalled = false;
         self.in_recv_irq = false;
         if !self.rx_pending.is_null() {
             // SAFETY: the pending chain is ours (from our rx pool, still alive).
@@ -547,9 +555,13 @@ fn on_unstalled(
     chan: *mut ns::ble_l2cap_chan,
     status: c_int,
 ) {
+    // The credit stall is over; SEND_READY now unless the pool stall still owes it.
     let cid = STATE
-        .with(t, |s| match s.channel.as_ref() {
-            Some(ch) if ch.chan == chan && ch.connected && !ch.mem_stalled => Some(ch.cid),
+        .with(t, |s| match s.channel.as_mut() {
+            Some(ch) if ch.chan == chan && ch.connected => {
+                ch.credit_stalled = false;
+                (!ch.mem_stalled).then_some(ch.cid)
+            }
             _ => None,
         })
         .flatten();
@@ -559,7 +571,8 @@ fn on_unstalled(
 }
 
 /// After each poll: a send that backed off for the shared pool is told it may go on once the
-/// pool is at least three-quarters free again.
+/// pool is at least three-quarters free again, unless NimBLE still waits for credits to finish
+/// the SDU (then its TX_UNSTALLED event raises SEND_READY).
 pub fn check_mem_unstall(t: NimbleThread) {
     // SAFETY: plain reads of NimBLE's msys counters on the NimBLE thread.
     let (free, count) = unsafe { (ns::os_msys_num_free(), ns::os_msys_count()) };
@@ -570,7 +583,7 @@ pub fn check_mem_unstall(t: NimbleThread) {
         .with(t, |s| match s.channel.as_mut() {
             Some(ch) if ch.mem_stalled && ch.connected => {
                 ch.mem_stalled = false;
-                Some((ch.conn_handle, ch.cid))
+                (!ch.credit_stalled).then_some((ch.conn_handle, ch.cid))
             }
             _ => None,
         })
@@ -703,6 +716,11 @@ pub fn send(
         0 => Ok(()),
         BLE_HS_ESTALLED => {
             stalled = true;
+            let _ = STATE.with(t, |s| {
+                if let Some(ch) = s.channel.as_mut().filter(|ch| ch.chan == chan) {
+                    ch.credit_stalled = true;
+                }
+            });
             Ok(())
         }
         // Refused before NimBLE took it (busy, too big): still ours.

@@ -1013,6 +1013,79 @@ fn l2cap_send_goes_out_as_a_k_frame() {
     );
 }
 
+/// An `l2cap_send` that stalls both for credits and for NimBLE's shared pool: the pool
+/// recovering must not raise SEND_READY while NimBLE still holds the rest of the SDU (the next
+/// send would fail with EBUSY); the peer's credits then raise it, once.
+#[test]
+fn l2cap_send_ready_waits_for_credits_after_the_pool_recovers() {
+    let _sim = started();
+    let h = register_one_characteristic();
+    assert_eq!(ffi::ubt_l2cap_listen(0x80, 512), OK);
+    let conn = connect_as_peripheral();
+    // LE Credit Based Connection Request: psm 0x80, peer cid 0x40, mtu 1024, mps 100,
+    // 7 credits: seven K-frames of an SDU that needs eleven.
+    let mut req = vec![0x14, 1, 10, 0];
+    for v in [0x80u16, 0x40, 1024, 100, 7] {
+        req.extend(v.to_le_bytes());
+    }
+    with_controller(|c| c.l2cap_to_host(conn, CID_SIG, &req));
+    advance(5);
+    let rsp = with_controller(|c| c.take_pdus(CID_SIG)).remove(0).payload;
+    let our_cid = u16::from_le_bytes([rsp[4], rsp[5]]);
+    events();
+
+    // The controller's 8 ACL buffers fill and stay taken, so the K-frames queue in the host,
+    // each holding a block of NimBLE's shared pool.
+    with_controller(|c| c.complete_acl = false);
+    for i in 0..8u8 {
+        let data = [i];
+        // SAFETY: `data` is readable for its length.
+        let st = unsafe { ffi::ubt_gatts_notify(conn, h, buf(&data), false) };
+        assert_eq!(st, OK);
+    }
+    advance(5);
+    assert_eq!(att_out().len(), 8);
+
+    let data: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
+    let mut more = true;
+    // SAFETY: `data` is readable for its length; `more` is writable.
+    let st = unsafe { ffi::ubt_l2cap_send(conn, our_cid, data.as_ptr(), data.len(), &mut more) };
+    assert_eq!(st, OK);
+    assert!(
+        !more,
+        "stalled: out of credits and the pool at most half free"
+    );
+
+    // The controller completes its packets: the queued K-frames go out and the pool recovers,
+    // but four K-frames still wait for credits.
+    with_controller(|c| {
+        c.complete_acl = true;
+        c.number_of_completed_packets(conn, 8);
+    });
+    advance(5);
+    assert_eq!(with_controller(|c| c.take_pdus(0x40)).len(), 7);
+    assert_eq!(events(), vec![], "no SEND_READY while NimBLE holds the SDU");
+
+    // LE Flow Control Credit: 10 more credits for our channel's peer side.
+    let mut credit = vec![0x16, 2, 4, 0];
+    credit.extend(0x40u16.to_le_bytes());
+    credit.extend(10u16.to_le_bytes());
+    with_controller(|c| c.l2cap_to_host(conn, CID_SIG, &credit));
+    advance(5);
+    let frames = with_controller(|c| c.take_pdus(0x40));
+    assert_eq!(frames.len(), 4, "the rest of the SDU");
+    assert_eq!(
+        events(),
+        vec![ev(
+            IRQ_L2CAP_SEND_READY,
+            vec![int(1), int(i64::from(our_cid)), int(0)]
+        )]
+    );
+    // SAFETY: as above.
+    let st = unsafe { ffi::ubt_l2cap_send(conn, our_cid, data.as_ptr(), 10, &mut more) };
+    assert_eq!(st, OK, "NimBLE took the next SDU");
+}
+
 // --- A peer or a controller that stops answering ----------------------------------------------
 
 /// NimBLE's ATT transaction timeout (Core spec Vol 3 Part F 3.3.3: 30 s).
