@@ -161,6 +161,14 @@ class Radio:
             await asyncio.to_thread(self.rc.close)
 
 
+def bumble_transport(path: str) -> str:
+    """Bumble's transport spec for a controller named by a MICROPYBTUART value: a tty path or
+    `tcp:HOST:PORT` (RootCanal, `VLink(tcp=True)`)."""
+    if path.startswith('tcp:'):
+        return 'tcp-client:' + path[len('tcp:'):]
+    return f'serial:{path},1000000'
+
+
 @contextlib.asynccontextmanager
 async def bumble_device(link, index: int = 1, name: str = 'peer'):
     """A powered-on Bumble host `Device` on controller `index` of a VLink; its transport is
@@ -168,11 +176,7 @@ async def bumble_device(link, index: int = 1, name: str = 'peer'):
     from bumble.device import Device
     from bumble.transport import open_transport
 
-    path = link.paths[index]
-    if path.startswith('tcp:'):  # VLink(..., tcp=True)
-        transport = await open_transport('tcp-client:' + path[len('tcp:'):])
-    else:
-        transport = await open_transport(f'serial:{path},1000000')
+    transport = await open_transport(bumble_transport(link.paths[index]))
     try:
         dev = Device.with_hci(name, link.controllers[index].public_address,
                               transport.source, transport.sink)

@@ -30,7 +30,7 @@ from bumble.transport import open_transport  # noqa: E402
 
 from bumble.hci import Address  # noqa: E402
 
-from fwproc import STEP_TIMEOUT_S, Firmware, Radio, run_async  # noqa: E402
+from fwproc import STEP_TIMEOUT_S, Firmware, Radio, bumble_transport, run_async  # noqa: E402
 
 # The Bumble client's random address (unused: it connects with its public one).
 CLIENT_RANDOM_ADDRESS = Address('F0:00:00:00:00:01', Address.RANDOM_DEVICE_ADDRESS)
@@ -183,7 +183,7 @@ async def test_gatt_server_against_bumble_client(tmp_path, radio):
     script.write_text(FW_SCRIPT)
     fw = Firmware()
     async with Radio(radio) as link:
-        transport = await open_transport(f'serial:{link.paths[1]},1000000')
+        transport = await open_transport(bumble_transport(link.paths[1]))
         try:
             await fw.start(str(script), link.paths[0])
             mac = (await fw.expect('mac')).split()[1]

@@ -164,7 +164,7 @@ class Peer:
         self.tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
-        self.transport = await open_transport(f'serial:{self.link.paths[1]},1000000')
+        self.transport = await open_transport(fwproc.bumble_transport(self.link.paths[1]))
         controller = self.link.controllers[1]
         self.device = Device.with_hci('peer', controller.public_address,
                                       self.transport.source, self.transport.sink)
@@ -344,7 +344,7 @@ async def test_l2cap_listener_with_bumble(tmp_path, radio):
                 line = await asyncio.wait_for(proc.stdout.readline(), 10)
                 assert line, 'firmware ended early:\n' + '\n'.join(lines)
                 lines.append(line.decode().rstrip())
-            transport = await open_transport(f'serial:{link.paths[1]},1000000')
+            transport = await open_transport(fwproc.bumble_transport(link.paths[1]))
             try:
                 dev = Device.with_hci('central', link.public_address(1) or CENTRAL_RANDOM_ADDRESS,
                                       transport.source, transport.sink)
