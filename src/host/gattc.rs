@@ -244,23 +244,42 @@ fn callback_thread() -> NimbleThread {
     unsafe { NimbleThread::new_unchecked() }
 }
 
-unsafe extern "C" fn on_service(
+/// The shape service and descriptor discovery share: while the status is 0 NimBLE passes one
+/// item, which `result` reports; any other status ends the procedure with `done`'s event.
+///
+/// # Safety
+/// `error` and `item` are what NimBLE passed to its callback: `item` is null or valid for the
+/// call while the status is 0.
+unsafe fn report_discovery<T>(
     conn_handle: u16,
     error: *const ns::ble_gatt_error,
-    service: *const ns::ble_gatt_svc,
-    _arg: *mut c_void,
+    item: *const T,
+    result: impl FnOnce(NimbleThread, ConnHandle, &T),
+    done: impl FnOnce(ConnHandle, u16) -> Event<'static>,
 ) -> c_int {
     let (status, _) = gatt_error(error);
     if !is_active() {
         return 0;
     }
     let (t, conn_handle) = (callback_thread(), ConnHandle(conn_handle));
-    if status == 0 {
-        if service.is_null() {
-            return 0;
-        }
-        // SAFETY: NimBLE passes a valid service with a zero status, for the call.
-        let svc = unsafe { &*service };
+    if status != 0 {
+        event::dispatch(t, &done(conn_handle, done_status(status)));
+        return 0;
+    }
+    // SAFETY: with a zero status NimBLE passes a valid item (or null) for the call.
+    if let Some(item) = unsafe { item.as_ref() } {
+        result(t, conn_handle, item);
+    }
+    0
+}
+
+unsafe extern "C" fn on_service(
+    conn_handle: u16,
+    error: *const ns::ble_gatt_error,
+    service: *const ns::ble_gatt_svc,
+    _arg: *mut c_void,
+) -> c_int {
+    let result = |t, conn_handle, svc: &ns::ble_gatt_svc| {
         if let Some(uuid) = sys::uuid::from_nimble(&svc.uuid) {
             let ev = Event::GattcServiceResult {
                 conn_handle,
@@ -270,17 +289,13 @@ unsafe extern "C" fn on_service(
             };
             event::dispatch(t, &ev);
         }
-    } else {
-        let status = done_status(status);
-        event::dispatch(
-            t,
-            &Event::GattcServiceDone {
-                conn_handle,
-                status,
-            },
-        );
-    }
-    0
+    };
+    let done = |conn_handle, status| Event::GattcServiceDone {
+        conn_handle,
+        status,
+    };
+    // SAFETY: NimBLE's own callback arguments.
+    unsafe { report_discovery(conn_handle, error, service, result, done) }
 }
 
 unsafe extern "C" fn on_characteristic(
@@ -353,17 +368,7 @@ unsafe extern "C" fn on_descriptor(
     dsc: *const ns::ble_gatt_dsc,
     _arg: *mut c_void,
 ) -> c_int {
-    let (status, _) = gatt_error(error);
-    if !is_active() {
-        return 0;
-    }
-    let (t, conn_handle) = (callback_thread(), ConnHandle(conn_handle));
-    if status == 0 {
-        if dsc.is_null() {
-            return 0;
-        }
-        // SAFETY: NimBLE passes a valid descriptor with a zero status, for the call.
-        let d = unsafe { &*dsc };
+    let result = |t, conn_handle, d: &ns::ble_gatt_dsc| {
         if let Some(uuid) = sys::uuid::from_nimble(&d.uuid) {
             let ev = Event::GattcDescriptorResult {
                 conn_handle,
@@ -372,17 +377,13 @@ unsafe extern "C" fn on_descriptor(
             };
             event::dispatch(t, &ev);
         }
-    } else {
-        let status = done_status(status);
-        event::dispatch(
-            t,
-            &Event::GattcDescriptorDone {
-                conn_handle,
-                status,
-            },
-        );
-    }
-    0
+    };
+    let done = |conn_handle, status| Event::GattcDescriptorDone {
+        conn_handle,
+        status,
+    };
+    // SAFETY: NimBLE's own callback arguments.
+    unsafe { report_discovery(conn_handle, error, dsc, result, done) }
 }
 
 /// The handle a READ_DONE/WRITE_DONE reports: the attribute's when NimBLE gives one, else
