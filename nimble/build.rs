@@ -88,6 +88,31 @@ fn nimble_dir(manifest_dir: &Path) -> PathBuf {
     manifest_dir.join("../.cache/mynewt-nimble")
 }
 
+/// Limits a firmware may set from the environment at build time, with the range each accepts;
+/// unset ones keep syscfg.h's defaults.
+const BUILD_SETTINGS: &[(&str, u32, u32)] = &[
+    ("UBT_MAX_CONNECTIONS", 1, 32),
+    ("UBT_L2CAP_MAX_CHANNELS", 1, 32),
+];
+
+/// The build settings given in the environment, each checked to be a number in its range: a
+/// typo must fail the build rather than silently build the default.
+fn build_settings() -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    for &(name, min, max) in BUILD_SETTINGS {
+        println!("cargo:rerun-if-env-changed={name}");
+        let Some(raw) = env::var_os(name).filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        let raw = raw.to_string_lossy();
+        match raw.trim().parse::<u32>() {
+            Ok(v) if (min..=max).contains(&v) => out.push((name, v.to_string())),
+            _ => panic!("{name}={raw}: expected a whole number from {min} to {max}"),
+        }
+    }
+    out
+}
+
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets this"));
     let tree = nimble_dir(&manifest_dir);
@@ -104,6 +129,7 @@ fn main() {
     let our_include = manifest_dir.join("include");
     let target = env::var("TARGET").expect("cargo sets TARGET");
     let sanitize = env::var_os("CARGO_FEATURE_SANITIZE").is_some();
+    let settings = build_settings();
 
     let mut build = cc::Build::new();
     build.include(&our_include);
@@ -129,6 +155,9 @@ fn main() {
         .flag_if_supported("-Wno-implicit-fallthrough")
         .flag_if_supported("-Wno-unused-function")
         .define("NDEBUG", None);
+    for (name, value) in &settings {
+        build.define(name, value.as_str());
+    }
     if target.starts_with("thumbv7em") {
         build
             .compiler("arm-none-eabi-gcc")
@@ -151,6 +180,9 @@ fn main() {
 
     // Bindings, generated for the target's own pointer size and ABI.
     let mut clang_args: Vec<String> = vec![format!("-I{}", our_include.display())];
+    for (name, value) in &settings {
+        clang_args.push(format!("-D{name}={value}"));
+    }
     for inc in TREE_INCLUDES {
         clang_args.push(format!("-I{}", tree.join(inc).display()));
     }

@@ -23,6 +23,17 @@ void *ubt_nimble_realloc(void *ptr, size_t size);
 
 #define MYNEWT_VAL(name) MYNEWT_VAL_##name
 
+/* --- Build settings ----------------------------------------------------------------------
+ * Limits a firmware may choose at build time: nimble-sys's build.rs turns the environment
+ * variables of the same names into -D flags for both the C compiler and bindgen, so Rust sees
+ * the same values NimBLE was compiled with (docs/building.md, "Build settings"). */
+#ifndef UBT_MAX_CONNECTIONS
+#define UBT_MAX_CONNECTIONS 4
+#endif
+#ifndef UBT_L2CAP_MAX_CHANNELS
+#define UBT_L2CAP_MAX_CHANNELS 1
+#endif
+
 /* Logging is compiled out entirely. */
 #define MYNEWT_VAL_LOG_LEVEL (255)
 #define MYNEWT_VAL_NEWT_FEATURE_LOGCFG (1)
@@ -48,7 +59,7 @@ void *ubt_nimble_realloc(void *ptr, size_t size);
 #define MYNEWT_VAL_BLE_EXT_ADV (0)
 #define MYNEWT_VAL_BLE_EXT_ADV_MAX_SIZE (31)
 #define MYNEWT_VAL_BLE_MULTI_ADV_INSTANCES (0)
-#define MYNEWT_VAL_BLE_MAX_CONNECTIONS (4)
+#define MYNEWT_VAL_BLE_MAX_CONNECTIONS (UBT_MAX_CONNECTIONS)
 
 /* --- Host ----------------------------------------------------------------------------- */
 #define MYNEWT_VAL_BLE_HOST (1)
@@ -110,7 +121,7 @@ void *ubt_nimble_realloc(void *ptr, size_t size);
 #define MYNEWT_VAL_BLE_L2CAP_SIG_MAX_PROCS (1)
 #define MYNEWT_VAL_BLE_L2CAP_JOIN_RX_FRAGS (1)
 #define MYNEWT_VAL_BLE_L2CAP_RX_FRAG_TIMEOUT (30000)
-#define MYNEWT_VAL_BLE_L2CAP_COC_MAX_NUM (1)
+#define MYNEWT_VAL_BLE_L2CAP_COC_MAX_NUM (UBT_L2CAP_MAX_CHANNELS)
 /* One MSYS block holds an SDU segment plus its 8-byte L2CAP overhead. */
 #define MYNEWT_VAL_BLE_L2CAP_COC_MPS (MYNEWT_VAL_MSYS_1_BLOCK_SIZE - 8)
 #define MYNEWT_VAL_BLE_L2CAP_ENHANCED_COC (0)
