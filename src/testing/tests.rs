@@ -363,6 +363,38 @@ fn connection_update_is_reported_with_the_new_parameters() {
 }
 
 #[test]
+fn gap_connect_intervals_reach_le_create_connection() {
+    let _sim = started();
+    // 7.5 ms .. 31.24 ms: rounded down to 6 and 24 units of 1.25 ms.
+    // SAFETY: PEER is 6 readable bytes.
+    let st = unsafe { ffi::ubt_ble_gap_connect(0, PEER.as_ptr(), 2000, 7_500, 31_240) };
+    assert_eq!(st, OK);
+    let create = last_sent(0x200d);
+    let u16_at = |i: usize| u16::from_le_bytes([create[i], create[i + 1]]);
+    assert_eq!((u16_at(13), u16_at(15)), (6, 24), "interval min, max");
+    assert_eq!(
+        (u16_at(17), u16_at(19)),
+        (0, 256),
+        "latency, supervision timeout"
+    );
+    assert_eq!(ffi::ubt_ble_gap_connect_cancel(), OK);
+    advance(5);
+    assert_eq!(
+        events().len(),
+        1,
+        "the cancelled attempt's disconnect event"
+    );
+
+    // 0 (None from a script) leaves NimBLE's 30-50 ms.
+    // SAFETY: as above.
+    let st = unsafe { ffi::ubt_ble_gap_connect(0, PEER.as_ptr(), 2000, 0, 0) };
+    assert_eq!(st, OK);
+    let create = last_sent(0x200d);
+    let u16_at = |i: usize| u16::from_le_bytes([create[i], create[i + 1]]);
+    assert_eq!((u16_at(13), u16_at(15)), (24, 40));
+}
+
+#[test]
 fn update_as_central_sends_le_connection_update_and_reports_the_new_values() {
     let _sim = started();
     let conn = connect_as_central();
