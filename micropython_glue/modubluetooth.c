@@ -635,6 +635,17 @@ static mp_obj_t ubt_meth_gap_disconnect(mp_obj_t self_in, mp_obj_t conn_handle_i
 }
 static MP_DEFINE_CONST_FUN_OBJ_2(ubt_ble_gap_disconnect_obj, ubt_meth_gap_disconnect);
 
+// gap_update_conn(conn_handle, min_conn_interval_us, max_conn_interval_us, conn_latency=0,
+// supervision_timeout_ms=2560): beyond MicroPython (docs/api.md).
+static mp_obj_t ubt_meth_gap_update_conn(size_t n_args, const mp_obj_t *args) {
+    mp_int_t conn_latency = n_args > 4 ? mp_obj_get_int(args[4]) : 0;
+    mp_int_t supervision_timeout_ms = n_args > 5 ? mp_obj_get_int(args[5]) : 2560;
+    ubt_check(ubt_ble_gap_update_conn((uint16_t)mp_obj_get_int(args[1]),
+        mp_obj_get_int(args[2]), mp_obj_get_int(args[3]), conn_latency, supervision_timeout_ms));
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(ubt_ble_gap_update_conn_obj, 4, 6, ubt_meth_gap_update_conn);
+
 static mp_obj_t ubt_meth_gap_pair(mp_obj_t self_in, mp_obj_t conn_handle_in) {
     (void)self_in;
     ubt_check(ubt_ble_gap_pair((uint16_t)mp_obj_get_int(conn_handle_in)));
@@ -658,6 +669,7 @@ static const mp_rom_map_elem_t ubt_ble_locals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_gap_scan), MP_ROM_PTR(&ubt_ble_gap_scan_obj) },
     { MP_ROM_QSTR(MP_QSTR_gap_connect), MP_ROM_PTR(&ubt_ble_gap_connect_obj) },
     { MP_ROM_QSTR(MP_QSTR_gap_disconnect), MP_ROM_PTR(&ubt_ble_gap_disconnect_obj) },
+    { MP_ROM_QSTR(MP_QSTR_gap_update_conn), MP_ROM_PTR(&ubt_ble_gap_update_conn_obj) },
     { MP_ROM_QSTR(MP_QSTR_gap_pair), MP_ROM_PTR(&ubt_ble_gap_pair_obj) },
     { MP_ROM_QSTR(MP_QSTR_gap_passkey), MP_ROM_PTR(&ubt_ble_gap_passkey_obj) },
     // GATT server methods (gatts.c)

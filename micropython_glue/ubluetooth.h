@@ -238,6 +238,15 @@ ubt_status_t ubt_ble_gap_connect(uint8_t addr_type,
 // `gap_connect(None)`.
 ubt_status_t ubt_ble_gap_connect_cancel(void);
 
+// `gap_update_conn(conn_handle, min_conn_interval_us, max_conn_interval_us, conn_latency,
+// supervision_timeout_ms)`; the shim passes the script's integers untruncated so that
+// out-of-range values fail with `EINVAL` instead of wrapping.
+ubt_status_t ubt_ble_gap_update_conn(uint16_t conn_handle,
+                                     int64_t min_conn_interval_us,
+                                     int64_t max_conn_interval_us,
+                                     int64_t conn_latency,
+                                     int64_t supervision_timeout_ms);
+
 // `gap_disconnect(conn_handle)`: writes whether the handle was connected.
 //
 // # Safety

@@ -90,6 +90,17 @@ class BLE:
     ) -> None: ...
     # Central and peripheral
     def gap_disconnect(self, conn_handle: int, /) -> bool: ...
+    # Beyond MicroPython: new parameters for a live connection, reported by
+    # _IRQ_CONNECTION_UPDATE on both sides.
+    def gap_update_conn(
+        self,
+        conn_handle: int,
+        min_conn_interval_us: int,
+        max_conn_interval_us: int,
+        conn_latency: int = 0,
+        supervision_timeout_ms: int = 2560,
+        /,
+    ) -> None: ...
     # Pairing and bonding
     def gap_pair(self, conn_handle: int, /) -> None: ...
     def gap_passkey(self, conn_handle: int, action: int, passkey: int, /) -> None: ...

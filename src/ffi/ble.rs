@@ -245,6 +245,27 @@ pub extern "C" fn ubt_ble_gap_connect_cancel() -> Status {
     status(gap::connect_cancel(thread()))
 }
 
+/// `gap_update_conn(conn_handle, min_conn_interval_us, max_conn_interval_us, conn_latency,
+/// supervision_timeout_ms)`; the shim passes the script's integers untruncated so that
+/// out-of-range values fail with `EINVAL` instead of wrapping.
+#[no_mangle]
+pub extern "C" fn ubt_ble_gap_update_conn(
+    conn_handle: u16,
+    min_conn_interval_us: i64,
+    max_conn_interval_us: i64,
+    conn_latency: i64,
+    supervision_timeout_ms: i64,
+) -> Status {
+    status(gap::update_conn(
+        thread(),
+        ConnHandle(conn_handle),
+        min_conn_interval_us,
+        max_conn_interval_us,
+        conn_latency,
+        supervision_timeout_ms,
+    ))
+}
+
 /// `gap_disconnect(conn_handle)`: writes whether the handle was connected.
 ///
 /// # Safety

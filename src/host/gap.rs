@@ -430,6 +430,92 @@ pub fn connect(
     })
 }
 
+/// Connection parameters as HCI carries them: intervals in 1.25 ms units, the supervision
+/// timeout in 10 ms units.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnParams {
+    /// Shortest acceptable connection interval.
+    pub itvl_min: u16,
+    /// Longest acceptable connection interval.
+    pub itvl_max: u16,
+    /// Peripheral latency: connection events the peripheral may skip.
+    pub latency: u16,
+    /// Supervision timeout.
+    pub supervision_timeout: u16,
+}
+
+/// Spec limits of LE Connection Update (Core Vol 4 Part E 7.8.18): 7.5 ms..4 s intervals,
+/// latency up to 499, 100 ms..32 s supervision timeout.
+const CONN_ITVL_RANGE: core::ops::RangeInclusive<i64> = 0x0006..=0x0C80;
+const CONN_LATENCY_MAX: i64 = 0x01F3;
+const SUPERVISION_TIMEOUT_RANGE: core::ops::RangeInclusive<i64> = 0x000A..=0x0C80;
+
+impl ConnParams {
+    /// From `gap_update_conn`'s units (µs for intervals, ms for the timeout), rounded down to
+    /// HCI units as `gap_connect` rounds its intervals. `InvalidArg` unless the result is one
+    /// the specification allows, including that the timeout outlasts
+    /// `max_interval * (latency + 1) * 2`, so no controller or peer sees a request it must refuse.
+    pub fn from_script(
+        min_interval_us: i64,
+        max_interval_us: i64,
+        latency: i64,
+        supervision_timeout_ms: i64,
+    ) -> Result<ConnParams, Error> {
+        let (itvl_min, itvl_max) = (min_interval_us / 1250, max_interval_us / 1250);
+        let timeout = supervision_timeout_ms / 10;
+        let valid = CONN_ITVL_RANGE.contains(&itvl_min)
+            && CONN_ITVL_RANGE.contains(&itvl_max)
+            && itvl_min <= itvl_max
+            && (0..=CONN_LATENCY_MAX).contains(&latency)
+            && SUPERVISION_TIMEOUT_RANGE.contains(&timeout)
+            // timeout * 10 ms > (1 + latency) * itvl_max * 1.25 ms * 2
+            && timeout * 4 > (1 + latency) * itvl_max;
+        if !valid {
+            return Err(Error::InvalidArg);
+        }
+        // Each value is within u16 after the range checks above.
+        Ok(ConnParams {
+            itvl_min: itvl_min as u16,
+            itvl_max: itvl_max as u16,
+            latency: latency as u16,
+            supervision_timeout: timeout as u16,
+        })
+    }
+}
+
+/// `gap_update_conn(conn_handle, ...)`: asks for new parameters on a live connection, from
+/// either role. NimBLE picks the procedure: as central an LL connection update; as peripheral
+/// the LL Connection Parameters Request when the peer's controller has it, else an L2CAP
+/// Connection Parameter Update Request. `_IRQ_CONNECTION_UPDATE` reports the outcome.
+/// Intervals in µs and the timeout in ms, checked by [`ConnParams::from_script`] after the
+/// active check.
+pub fn update_conn(
+    _t: NimbleThread,
+    conn_handle: ConnHandle,
+    min_interval_us: i64,
+    max_interval_us: i64,
+    latency: i64,
+    supervision_timeout_ms: i64,
+) -> Result<(), Error> {
+    require_active()?;
+    let params = ConnParams::from_script(
+        min_interval_us,
+        max_interval_us,
+        latency,
+        supervision_timeout_ms,
+    )?;
+    let upd = ns::ble_gap_upd_params {
+        itvl_min: params.itvl_min,
+        itvl_max: params.itvl_max,
+        latency: params.latency,
+        supervision_timeout: params.supervision_timeout,
+        min_ce_len: 0,
+        max_ce_len: 0,
+    };
+    // SAFETY: `upd` is valid for the call (NimBLE copies it); on the NimBLE thread.
+    check(unsafe { ns::ble_gap_update_params(conn_handle.0, &upd) })
+}
+
 /// `gap_connect(None)`: cancels a pending connect.
 pub fn connect_cancel(_t: NimbleThread) -> Result<(), Error> {
     require_active()?;
@@ -539,4 +625,55 @@ unsafe extern "C" fn gap_scan_cb(event: *mut ns::ble_gap_event, _arg: *mut c_voi
         _ => {}
     }
     0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conn_params_round_down_to_hci_units() {
+        let p = ConnParams::from_script(7_500, 30_624, 4, 2_569).unwrap();
+        assert_eq!(
+            p,
+            ConnParams {
+                itvl_min: 6,
+                itvl_max: 24,
+                latency: 4,
+                supervision_timeout: 256,
+            }
+        );
+    }
+
+    #[test]
+    fn conn_params_spec_limits_are_accepted() {
+        assert!(ConnParams::from_script(7_500, 4_000_000, 0, 32_000).is_ok());
+        assert!(ConnParams::from_script(7_500, 7_500, 499, 32_000).is_ok());
+        assert!(ConnParams::from_script(7_500, 7_500, 0, 100).is_ok());
+    }
+
+    #[test]
+    fn conn_params_outside_the_spec_are_invalid() {
+        let bad = [
+            (50_000, 30_000, 0, 2_560),       // min > max
+            (6_249, 30_000, 0, 2_560),        // below 7.5 ms
+            (7_500, 4_001_250, 0, 32_000),    // above 4 s
+            (-1_250, 30_000, 0, 2_560),       // negative
+            (30_000, 30_000, 500, 32_000),    // latency above 499
+            (30_000, 30_000, -1, 2_560),      // negative latency
+            (7_500, 7_500, 0, 99),            // timeout below 100 ms
+            (7_500, 7_500, 0, 32_010),        // timeout above 32 s
+            (1_000_000, 1_000_000, 0, 2_000), // timeout == interval * 2
+            (100_000, 100_000, 4, 1_000),     // timeout == interval * (latency + 1) * 2
+        ];
+        for (min, max, lat, to) in bad {
+            assert_eq!(
+                ConnParams::from_script(min, max, lat, to),
+                Err(Error::InvalidArg),
+                "{min} {max} {lat} {to}"
+            );
+        }
+        // Just above the latency bound is enough.
+        assert!(ConnParams::from_script(100_000, 100_000, 4, 1_010).is_ok());
+    }
 }

@@ -363,6 +363,126 @@ fn connection_update_is_reported_with_the_new_parameters() {
 }
 
 #[test]
+fn gap_connect_intervals_reach_le_create_connection() {
+    let _sim = started();
+    // 7.5 ms .. 31.24 ms: rounded down to 6 and 24 units of 1.25 ms.
+    // SAFETY: PEER is 6 readable bytes.
+    let st = unsafe { ffi::ubt_ble_gap_connect(0, PEER.as_ptr(), 2000, 7_500, 31_240) };
+    assert_eq!(st, OK);
+    let create = last_sent(0x200d);
+    let u16_at = |i: usize| u16::from_le_bytes([create[i], create[i + 1]]);
+    assert_eq!((u16_at(13), u16_at(15)), (6, 24), "interval min, max");
+    assert_eq!(
+        (u16_at(17), u16_at(19)),
+        (0, 256),
+        "latency, supervision timeout"
+    );
+    assert_eq!(ffi::ubt_ble_gap_connect_cancel(), OK);
+    advance(5);
+    assert_eq!(
+        events().len(),
+        1,
+        "the cancelled attempt's disconnect event"
+    );
+
+    // 0 (None from a script) leaves NimBLE's 30-50 ms.
+    // SAFETY: as above.
+    let st = unsafe { ffi::ubt_ble_gap_connect(0, PEER.as_ptr(), 2000, 0, 0) };
+    assert_eq!(st, OK);
+    let create = last_sent(0x200d);
+    let u16_at = |i: usize| u16::from_le_bytes([create[i], create[i + 1]]);
+    assert_eq!((u16_at(13), u16_at(15)), (24, 40));
+}
+
+#[test]
+fn update_as_central_sends_le_connection_update_and_reports_the_new_values() {
+    let _sim = started();
+    let conn = connect_as_central();
+    // 15-30 ms, latency 2, 3 s: HCI units 12, 24, 2, 300.
+    assert_eq!(
+        ffi::ubt_ble_gap_update_conn(conn, 15_000, 30_000, 2, 3_000),
+        OK
+    );
+    let mut expected = vec![];
+    for v in [conn, 12, 24, 2, 300, 0, 0] {
+        expected.extend(v.to_le_bytes());
+    }
+    assert_eq!(last_sent(0x2013), expected, "LE Connection Update");
+    // A second request while the first is pending.
+    assert_eq!(
+        ffi::ubt_ble_gap_update_conn(conn, 15_000, 30_000, 2, 3_000),
+        errno::EALREADY
+    );
+    with_controller(|c| c.connection_update_complete(conn, 20, 2, 300));
+    advance(5);
+    assert_eq!(
+        events(),
+        vec![ev(
+            IRQ_CONNECTION_UPDATE,
+            vec![int(2), int(20), int(2), int(300), int(0)]
+        )]
+    );
+}
+
+#[test]
+fn update_as_peripheral_without_the_ll_procedure_uses_l2cap_and_reports_a_refusal() {
+    let _sim = started();
+    // The scripted controller never reports the peer's features, so NimBLE takes the peer
+    // for one without the LL Connection Parameters Request procedure.
+    let conn = connect_as_peripheral();
+    assert_eq!(
+        ffi::ubt_ble_gap_update_conn(conn, 15_000, 30_000, 2, 3_000),
+        OK
+    );
+    assert!(with_controller(|c| c.sent(0x2013)).is_empty());
+    let sig = with_controller(|c| c.take_pdus(CID_SIG));
+    assert_eq!(sig.len(), 1, "{sig:?}");
+    let req = &sig[0].payload;
+    let mut expected = vec![0x12, req[1], 8, 0];
+    for v in [12u16, 24, 2, 300] {
+        expected.extend(v.to_le_bytes());
+    }
+    assert_eq!(req, &expected, "L2CAP Connection Parameter Update Request");
+    // The central refuses: result 1. The event carries the parameters still in force.
+    with_controller(|c| c.l2cap_to_host(conn, CID_SIG, &[0x13, req[1], 2, 0, 1, 0]));
+    advance(5);
+    assert_eq!(
+        events(),
+        vec![ev(
+            IRQ_CONNECTION_UPDATE,
+            vec![int(1), int(24), int(0), int(400), int(1)]
+        )]
+    );
+}
+
+#[test]
+fn update_conn_argument_errors() {
+    assert_eq!(
+        ffi::ubt_ble_gap_update_conn(1, 15_000, 30_000, 0, 2_560),
+        errno::ENODEV,
+        "inactive"
+    );
+    let _sim = started();
+    assert_eq!(
+        ffi::ubt_ble_gap_update_conn(7, 15_000, 30_000, 0, 2_560),
+        errno::ENOTCONN,
+        "no such connection"
+    );
+    let conn = connect_as_central();
+    assert_eq!(
+        ffi::ubt_ble_gap_update_conn(conn, 30_000, 15_000, 0, 2_560),
+        errno::EINVAL,
+        "min above max"
+    );
+    assert_eq!(
+        ffi::ubt_ble_gap_update_conn(conn, 100_000, 100_000, 4, 1_000),
+        errno::EINVAL,
+        "timeout not above interval * (latency + 1) * 2"
+    );
+    assert!(with_controller(|c| c.sent(0x2013)).is_empty());
+}
+
+#[test]
 fn encryption_restored_from_a_stored_key_is_reported() {
     let _sim = started();
     let conn = connect_as_peripheral();

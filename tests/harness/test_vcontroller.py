@@ -599,3 +599,41 @@ async def test_bumble_host_stack_end_to_end():
         finally:
             for t in transports:
                 await t.close()
+
+
+@run_async
+async def test_connection_update_is_the_centrals_alone():
+    async with VLink(count=2, delay_ms=3) as link:
+        per, cen = HciHost(link.paths[0]), HciHost(link.paths[1])
+        await per.reset()
+        await cen.reset()
+        await per.advertise(AdvType.ADV_IND, b'\x02\x01\x06')
+        status, cen_handle, _ = le_conn_complete(await cen.connect(link.controllers[0].public_address))
+        assert status == 0
+        status, per_handle, _ = le_conn_complete(await per.wait_for(is_le_event(0x01)))
+        assert status == 0
+
+        # No LL Connection Parameters Request procedure is claimed (LE features bit 1), so a
+        # peripheral's host asks by L2CAP instead.
+        await cen.command(hci.HCI_LE_Read_Remote_Features_Command(connection_handle=cen_handle),
+                          expect_status=None)
+        ev = await cen.wait_for(is_le_event(0x04))
+        assert ev[4] == 0 and not ev[7] & 0x02, ev.hex()
+
+        update = dict(connection_interval_min=36, connection_interval_max=36, max_latency=2,
+                      supervision_timeout=400, min_ce_length=0, max_ce_length=0)
+        # From the peripheral: Command Disallowed, and nothing reaches the central.
+        ev = await per.command(hci.HCI_LE_Connection_Update_Command(
+            connection_handle=per_handle, **update), expect_status=None)
+        assert ev[3] == hci.HCI_COMMAND_DISALLOWED_ERROR, ev.hex()
+        await asyncio.sleep(0.05)
+        assert not cen.events(is_le_event(0x03)) and not per.events(is_le_event(0x03))
+
+        # From the central: both sides report the new parameters.
+        await cen.command(hci.HCI_LE_Connection_Update_Command(
+            connection_handle=cen_handle, **update), expect_status=None)
+        for host, handle in ((cen, cen_handle), (per, per_handle)):
+            ev = await host.wait_for(is_le_event(0x03))
+            assert struct.unpack_from('<BHHHH', ev, 4) == (0, handle, 36, 2, 400), ev.hex()
+        per.close()
+        cen.close()

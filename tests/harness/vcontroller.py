@@ -15,6 +15,9 @@ legacy-command host such as NimBLE relies on:
   pending connection and links are dropped, peers see a supervision timeout;
 * every command gets a response, even unknown or unimplemented ones;
 * LE Create Connection Cancel completes the pending connection with status 0x02;
+* a connection update is the central's alone (LE Connection Update from the peripheral is
+  disallowed and the Connection Parameters Request feature bit is not claimed), so a
+  peripheral's host falls back to the L2CAP Connection Parameter Update Request;
 * each instance can have its own public address;
 * LE ACL data from the host is counted against the controller's buffers until Number of
   Completed Packets reports it (with a profile, once the packet has gone out on the link); a packet
@@ -96,6 +99,11 @@ _DROPPED_LE_FEATURES = (
     | hci.LeFeatureMask.CONNECTED_ISOCHRONOUS_STREAM_PERIPHERAL
     | hci.LeFeatureMask.ISOCHRONOUS_BROADCASTER
     | hci.LeFeatureMask.SYNCHRONIZED_RECEIVER
+    # Bumble has no LL Connection Parameters Request procedure (LL_CONNECTION_PARAM_REQ):
+    # its peripheral sent the central-only LL_CONNECTION_UPDATE_IND instead. Without the bit
+    # a peripheral's host asks with the L2CAP Connection Parameter Update Request, as it
+    # would with a Core 4.0 peer.
+    | hci.LeFeatureMask.CONNECTION_PARAMETERS_REQUEST_PROCEDURE
 )
 
 
@@ -944,6 +952,16 @@ class VController(Controller):
         connection.send_ll_control_pdu(ll.TerminateInd(command.reason))
         self.on_le_disconnected(connection, Err.CONNECTION_TERMINATED_BY_LOCAL_HOST_ERROR)
         return None
+
+    def on_hci_le_connection_update_command(self, command):
+        # Only the central may send LL_CONNECTION_UPDATE_IND; a peripheral would need the
+        # Connection Parameters Request procedure, which this controller lacks (Core 4.0:
+        # the command is the central's only).
+        connection = self.find_le_connection_by_handle(command.connection_handle)
+        if connection is not None and connection.role != hci.Role.CENTRAL:
+            self._send_hci_command_status(Err.COMMAND_DISALLOWED_ERROR, command.op_code)
+            return None
+        return super().on_hci_le_connection_update_command(command)
 
     def on_le_disconnected(self, connection: Connection, reason: int) -> None:
         if self.le_connections.get(connection.peer_address) is not connection:

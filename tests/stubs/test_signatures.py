@@ -235,6 +235,14 @@ m = len(seen)
 call('gap_connect', 0, PEER)
 conn = wait_for(7, m)[0]
 
+# The central's LL connection update; the controller reports the values in force.
+m = len(seen)
+call('gap_update_conn', conn, 30000, 30000)
+assert wait_for(27, m)[1:] == (24, 0, 256, 0), seen[m:]
+m = len(seen)
+call('gap_update_conn', conn, 45000, 45000, 1, 3000)
+assert wait_for(27, m)[1:] == (36, 1, 300, 0), seen[m:]
+
 m = len(seen)
 call('gattc_exchange_mtu', conn)
 wait_for(21, m)
