@@ -508,6 +508,32 @@ mod tests {
     }
 
     #[test]
+    fn unpair_names_identity_addresses_only() {
+        let addr = [0xc0, 1, 2, 3, 4, 5];
+        let t = unpair_target(1, &addr).unwrap();
+        assert_eq!((t.type_, t.val), (1, [5, 4, 3, 2, 1, 0xc0]));
+        assert_eq!(record_key(&t), [1, 5, 4, 3, 2, 1, 0xc0]);
+        assert!(unpair_target(0, &addr).is_ok());
+        for bad in [2, 3, 255] {
+            assert!(matches!(unpair_target(bad, &addr), Err(Error::InvalidArg)));
+        }
+    }
+
+    #[test]
+    fn peers_are_listed_once() {
+        let a = ns::ble_addr_t {
+            type_: 0,
+            val: [1; 6],
+        };
+        let b = ns::ble_addr_t { type_: 1, ..a };
+        let mut peers = Vec::new();
+        for p in [a, b, a, b] {
+            add_unique(&mut peers, p);
+        }
+        assert_eq!(peers.len(), 2);
+    }
+
+    #[test]
     fn passkey_actions() {
         assert_eq!(passkey_reply(2, 123456), Ok(PasskeyReply::Passkey(123456)));
         assert_eq!(passkey_reply(3, 42), Ok(PasskeyReply::Passkey(42)));
