@@ -356,8 +356,8 @@ fn read_sec(obj_type: u32, key: &ns::ble_store_key) -> Option<ns::ble_store_valu
     // SAFETY: `key` and `value` are valid for the call; NimBLE calls our store callback, which
     // writes at most the `sec` member.
     let rc = unsafe { ns::ble_store_read(obj_type as c_int, key, &mut value) };
-    // SAFETY: a security read fills the `sec` member.
-    (rc == 0).then(|| unsafe { value.sec })
+    // SAFETY: `value` was made through its `sec` member, which a security read fills.
+    (rc == 0).then_some(unsafe { value.sec })
 }
 
 /// Whether the script's store holds a record of either type for `peer`.
