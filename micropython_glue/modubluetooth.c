@@ -661,6 +661,26 @@ static mp_obj_t ubt_meth_gap_passkey(size_t n_args, const mp_obj_t *args) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(ubt_ble_gap_passkey_obj, 4, 4, ubt_meth_gap_passkey);
 
+// gap_unpair(): every bond; gap_unpair(addr_type, addr): one peer, addr parsed as in gap_connect.
+static mp_obj_t ubt_meth_gap_unpair(size_t n_args, const mp_obj_t *args) {
+    if (n_args == 1) {
+        ubt_check(ubt_ble_gap_unpair(0, NULL));
+        return mp_const_none;
+    }
+    if (n_args == 2) {
+        mp_raise_TypeError(MP_ERROR_TEXT("invalid addr"));
+    }
+    uint8_t addr_type = (uint8_t)mp_obj_get_int(args[1]);
+    mp_buffer_info_t bufinfo;
+    mp_get_buffer_raise(args[2], &bufinfo, MP_BUFFER_READ);
+    if (bufinfo.len != 6) {
+        mp_raise_ValueError(MP_ERROR_TEXT("invalid addr"));
+    }
+    ubt_check(ubt_ble_gap_unpair(addr_type, bufinfo.buf));
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(ubt_ble_gap_unpair_obj, 1, 3, ubt_meth_gap_unpair);
+
 static const mp_rom_map_elem_t ubt_ble_locals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_active), MP_ROM_PTR(&ubt_ble_active_obj) },
     { MP_ROM_QSTR(MP_QSTR_config), MP_ROM_PTR(&ubt_ble_config_obj) },
@@ -672,6 +692,7 @@ static const mp_rom_map_elem_t ubt_ble_locals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_gap_update_conn), MP_ROM_PTR(&ubt_ble_gap_update_conn_obj) },
     { MP_ROM_QSTR(MP_QSTR_gap_pair), MP_ROM_PTR(&ubt_ble_gap_pair_obj) },
     { MP_ROM_QSTR(MP_QSTR_gap_passkey), MP_ROM_PTR(&ubt_ble_gap_passkey_obj) },
+    { MP_ROM_QSTR(MP_QSTR_gap_unpair), MP_ROM_PTR(&ubt_ble_gap_unpair_obj) },
     // GATT server methods (gatts.c)
     { MP_ROM_QSTR(MP_QSTR_gatts_register_services), MP_ROM_PTR(&ubt_ble_gatts_register_services_obj) },
     { MP_ROM_QSTR(MP_QSTR_gatts_read), MP_ROM_PTR(&ubt_ble_gatts_read_obj) },

@@ -204,6 +204,13 @@ ubt_status_t ubt_ble_gap_pair(uint16_t conn_handle);
 // module does (u16, u8, u32).
 ubt_status_t ubt_ble_gap_passkey(uint16_t conn_handle, uint8_t action, uint32_t passkey);
 
+// `gap_unpair()` (every bond, `addr` null) or `gap_unpair(addr_type, addr)` with `addr` most-
+// significant byte first; the shim has truncated `addr_type` to u8 as `gap_connect` does.
+//
+// # Safety
+// `addr` must be null or point to 6 readable bytes.
+ubt_status_t ubt_ble_gap_unpair(uint8_t addr_type, const uint8_t *addr);
+
 // `gap_advertise(None)`: stops advertising. Never fails.
 ubt_status_t ubt_ble_gap_advertise_stop(void);
 

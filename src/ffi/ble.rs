@@ -161,6 +161,22 @@ pub extern "C" fn ubt_ble_gap_passkey(conn_handle: u16, action: u8, passkey: u32
     ))
 }
 
+/// `gap_unpair()` (every bond, `addr` null) or `gap_unpair(addr_type, addr)` with `addr` most-
+/// significant byte first; the shim has truncated `addr_type` to u8 as `gap_connect` does.
+///
+/// # Safety
+/// `addr` must be null or point to 6 readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn ubt_ble_gap_unpair(addr_type: u8, addr: *const u8) -> Status {
+    let peer = if addr.is_null() {
+        None
+    } else {
+        // SAFETY: the caller guarantees 6 readable bytes.
+        Some((addr_type, unsafe { *addr.cast::<[u8; 6]>() }))
+    };
+    status(security::unpair(thread(), peer))
+}
+
 // --- GAP ----------------------------------------------------------------------------------------
 
 /// `gap_advertise(None)`: stops advertising. Never fails.

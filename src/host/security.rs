@@ -6,10 +6,15 @@
 //! address type and address (7 bytes), as MicroPython's C module stores them, so scripts and
 //! bond files written for it keep working. Our IRK is sec_type 10 under the key `b'irk'`.
 //!
+//! `gap_unpair` (beyond MicroPython) removes bonds through the same store: it finds them with
+//! indexed `_IRQ_GET_SECRET` reads, as NimBLE iterates its store, and deletes each with
+//! `_IRQ_SET_SECRET` and value None.
+//!
 //! Differences from the C module, following the API document: `le_secure` defaults to False
 //! (legacy pairing allowed); `_IRQ_PASSKEY_ACTION` is raised in both roles, so a central can
 //! enter or compare a passkey too; `gap_pair` and `gap_passkey` check that the stack is active.
 
+use alloc::vec::Vec;
 use core::ffi::c_int;
 use core::mem;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -71,6 +76,40 @@ pub fn passkey_reply(action: u8, passkey: u32) -> Result<PasskeyReply, Error> {
         PASSKEY_ACTION_INPUT | PASSKEY_ACTION_DISPLAY => Ok(PasskeyReply::Passkey(passkey)),
         PASSKEY_ACTION_NUMERIC_COMPARISON => Ok(PasskeyReply::Compare(passkey != 0)),
         _ => Err(Error::InvalidArg),
+    }
+}
+
+/// NimBLE's code for the controller's "command disallowed" (HCI status 0x0C): what a
+/// resolving-list change answers while advertising, scanning or connecting.
+const HCI_COMMAND_DISALLOWED: c_int = ns::BLE_HS_ERR_HCI_BASE as c_int + 0x0c;
+/// HCI reason "remote user terminated connection", sent when unpairing a connected peer.
+const HCI_REMOTE_USER_TERMINATED: u8 = 0x13;
+/// `_IRQ_GET_SECRET` indices are a byte (NimBLE's `idx`), so a store walk ends after this many
+/// even if the script's handler never says "no more".
+const STORE_WALK_MAX: usize = 256;
+
+/// The peer `gap_unpair(addr_type, addr)` names, `addr` most-significant byte first as in
+/// `gap_connect`. Bonds are keyed by identity address, so only public (0) and static random
+/// (1) are valid; anything else is `EINVAL`.
+pub fn unpair_target(addr_type: u8, addr: &[u8; 6]) -> Result<ns::ble_addr_t, Error> {
+    if addr_type != ns::BLE_ADDR_PUBLIC as u8 && addr_type != ns::BLE_ADDR_RANDOM as u8 {
+        return Err(Error::InvalidArg);
+    }
+    let mut val = *addr;
+    val.reverse();
+    Ok(ns::ble_addr_t {
+        type_: addr_type,
+        val,
+    })
+}
+
+/// Appends `addr` unless it is already listed (a peer has up to one record per type).
+pub fn add_unique(peers: &mut Vec<ns::ble_addr_t>, addr: ns::ble_addr_t) {
+    if !peers
+        .iter()
+        .any(|p| p.type_ == addr.type_ && p.val == addr.val)
+    {
+        peers.push(addr);
     }
 }
 
@@ -295,6 +334,122 @@ pub fn on_repeat_pairing(t: NimbleThread, conn_handle: ConnHandle) -> c_int {
     ns::BLE_GAP_REPEAT_PAIRING_RETRY as c_int
 }
 
+// --- Unpairing ------------------------------------------------------------------------------------
+
+/// A store key for a peer's security records; the zero address with an index is NimBLE's
+/// "index-th record of any peer" (as `ble_store_iterate` asks).
+fn sec_key(peer: &ns::ble_addr_t, idx: u8) -> ns::ble_store_key {
+    ns::ble_store_key {
+        sec: ns::ble_store_key_sec {
+            peer_addr: *peer,
+            idx,
+            ..Default::default()
+        },
+    }
+}
+
+/// Reads one security record through NimBLE's store, i.e. the script's `_IRQ_GET_SECRET`.
+fn read_sec(obj_type: u32, key: &ns::ble_store_key) -> Option<ns::ble_store_value_sec> {
+    let mut value = ns::ble_store_value {
+        sec: ns::ble_store_value_sec::default(),
+    };
+    // SAFETY: `key` and `value` are valid for the call; NimBLE calls our store callback, which
+    // writes at most the `sec` member.
+    let rc = unsafe { ns::ble_store_read(obj_type as c_int, key, &mut value) };
+    // SAFETY: `value` was made through its `sec` member, which a security read fills.
+    (rc == 0).then_some(unsafe { value.sec })
+}
+
+/// Whether the script's store holds a record of either type for `peer`.
+fn is_bonded(peer: &ns::ble_addr_t) -> bool {
+    let key = sec_key(peer, 0);
+    [
+        ns::BLE_STORE_OBJ_TYPE_OUR_SEC,
+        ns::BLE_STORE_OBJ_TYPE_PEER_SEC,
+    ]
+    .into_iter()
+    .any(|obj_type| read_sec(obj_type, &key).is_some())
+}
+
+/// Every peer with a record of either type, found as NimBLE walks its store: `_IRQ_GET_SECRET`
+/// with key None and a rising index until the script answers None.
+fn bonded_peers() -> Vec<ns::ble_addr_t> {
+    let mut peers = Vec::new();
+    for obj_type in [
+        ns::BLE_STORE_OBJ_TYPE_OUR_SEC,
+        ns::BLE_STORE_OBJ_TYPE_PEER_SEC,
+    ] {
+        for idx in 0..STORE_WALK_MAX {
+            let key = sec_key(&ns::ble_addr_t::default(), idx as u8);
+            match read_sec(obj_type, &key) {
+                Some(record) => add_unique(&mut peers, record.peer_addr),
+                None => break,
+            }
+        }
+    }
+    peers
+}
+
+/// Forgets one bonded peer: out of the controller's resolving list first (the only step that
+/// can be refused, so a refusal changes nothing), then its link is terminated and its records
+/// are deleted from the script's store.
+fn forget(t: NimbleThread, peer: &ns::ble_addr_t) -> Result<(), Error> {
+    // A peer that never sent an IRK is not in the list: the controller says "unknown
+    // identifier", which is fine here.
+    if sys::private::remove_from_resolving_list(t, peer) == HCI_COMMAND_DISALLOWED {
+        return Err(Error::Busy);
+    }
+    let mut desc = ns::ble_gap_conn_desc::default();
+    // SAFETY: `peer` and `desc` are valid for the call; on the NimBLE thread.
+    if unsafe { ns::ble_gap_conn_find_by_addr(peer, &mut desc) } == 0 {
+        // The disconnect event follows from the controller, as after `gap_disconnect`. A link
+        // already going down answers EALREADY, which is fine.
+        // SAFETY: plain NimBLE command on the NimBLE thread.
+        let _ = unsafe { ns::ble_gap_terminate(desc.conn_handle, HCI_REMOTE_USER_TERMINATED) };
+    }
+    // One delete per type: the script keys records by (type, address), so there is at most
+    // one each. (NimBLE's own helper repeats until "not found", which never ends with a
+    // handler that always answers True.)
+    let key = sec_key(peer, 0);
+    for obj_type in [
+        ns::BLE_STORE_OBJ_TYPE_OUR_SEC,
+        ns::BLE_STORE_OBJ_TYPE_PEER_SEC,
+    ] {
+        // SAFETY: `key` is valid for the call; NimBLE calls our store callback.
+        let _ = unsafe { ns::ble_store_delete(obj_type as c_int, &key) };
+    }
+    Ok(())
+}
+
+/// `gap_unpair()` (every bond) or `gap_unpair(addr_type, addr)` (one peer, `addr`
+/// most-significant byte first). Refused with `EBUSY` while advertising, scanning or
+/// connecting, when the controller may not change its resolving list, and with `ENOENT` when
+/// the one peer has no record in the store; both before anything changes.
+pub fn unpair(t: NimbleThread, peer: Option<(u8, [u8; 6])>) -> Result<(), Error> {
+    require_active()?;
+    let peer = peer
+        .map(|(addr_type, addr)| unpair_target(addr_type, &addr))
+        .transpose()?;
+    // SAFETY: plain NimBLE queries on the NimBLE thread.
+    let busy = unsafe {
+        ns::ble_gap_adv_active() != 0
+            || ns::ble_gap_disc_active() != 0
+            || ns::ble_gap_conn_active() != 0
+    };
+    if busy {
+        return Err(Error::Busy);
+    }
+    match peer {
+        Some(peer) => {
+            if !is_bonded(&peer) {
+                return Err(Error::NotFound);
+            }
+            forget(t, &peer)
+        }
+        None => bonded_peers().iter().try_for_each(|p| forget(t, p)),
+    }
+}
+
 // --- Operations ------------------------------------------------------------------------------------
 
 /// `gap_pair(conn_handle)`: starts pairing (or encryption with a bond's keys).
@@ -350,6 +505,32 @@ mod tests {
         assert_eq!(record_key(&addr), [1, 1, 2, 3, 4, 5, 6]);
         assert!(!is_any_addr(&addr));
         assert!(is_any_addr(&ns::ble_addr_t::default()));
+    }
+
+    #[test]
+    fn unpair_names_identity_addresses_only() {
+        let addr = [0xc0, 1, 2, 3, 4, 5];
+        let t = unpair_target(1, &addr).unwrap();
+        assert_eq!((t.type_, t.val), (1, [5, 4, 3, 2, 1, 0xc0]));
+        assert_eq!(record_key(&t), [1, 5, 4, 3, 2, 1, 0xc0]);
+        assert!(unpair_target(0, &addr).is_ok());
+        for bad in [2, 3, 255] {
+            assert!(matches!(unpair_target(bad, &addr), Err(Error::InvalidArg)));
+        }
+    }
+
+    #[test]
+    fn peers_are_listed_once() {
+        let a = ns::ble_addr_t {
+            type_: 0,
+            val: [1; 6],
+        };
+        let b = ns::ble_addr_t { type_: 1, ..a };
+        let mut peers = Vec::new();
+        for p in [a, b, a, b] {
+            add_unique(&mut peers, p);
+        }
+        assert_eq!(peers.len(), 2);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! NimBLE state outside its public headers, which the C module reaches the same way: the GATT
 //! server's resource counters, an L2CAP channel's receive buffer, and the host's privacy
-//! functions. Every access is checked or bounded here, so the host logic never sees a raw
-//! private layout.
+//! functions (our IRK, the controller's resolving list). Every access is checked or bounded
+//! here, so the host logic never sees a raw private layout.
 
 use core::ffi::{c_int, c_void};
 use core::ptr;
@@ -22,6 +22,7 @@ extern "C" {
     fn ble_hs_hci_util_rand(dst: *mut c_void, len: c_int) -> c_int;
     fn ble_hs_pvcy_set_our_irk(irk: *const u8) -> c_int;
     fn ble_hs_misc_restore_irks() -> c_int;
+    fn ble_hs_pvcy_remove_entry(addr_type: u8, addr: *const u8) -> c_int;
 }
 
 /// Zeroes NimBLE's GATT resource counters before the services are counted again.
@@ -50,6 +51,17 @@ pub fn set_our_irk(_t: NimbleThread, irk: &[u8; 16]) {
             let _ = ble_hs_misc_restore_irks();
         }
     }
+}
+
+/// Takes a peer's identity address out of the controller's resolving list (HCI LE Remove
+/// Device From Resolving List, a blocking command). Returns NimBLE's code: the controller's
+/// status comes back as `BLE_HS_ERR_HCI_BASE + status`, e.g. "unknown connection identifier"
+/// for a peer that never gave us an IRK, or "command disallowed" while advertising, scanning
+/// or connecting.
+pub fn remove_from_resolving_list(_t: NimbleThread, peer: &ns::ble_addr_t) -> c_int {
+    // SAFETY: `peer.val` holds 6 bytes, which NimBLE copies into the command; HCI commands are
+    // sent on the NimBLE thread (the token).
+    unsafe { ble_hs_pvcy_remove_entry(peer.type_, peer.val.as_ptr()) }
 }
 
 /// One direction of a channel in NimBLE's private record (`ble_l2cap_coc_endpoint`).

@@ -547,6 +547,199 @@ fn ltk_request_without_a_bond_is_refused() {
     assert!(with_controller(|c| c.sent(0x201a).is_empty()));
 }
 
+// --- Unpairing ---------------------------------------------------------------------------------------
+
+/// A script's bond store as a dict of (sec_type, key) -> record, answering GET/SET_SECRET for
+/// types 1 and 2 the way the API document asks; returned so a test can look inside.
+type BondStore =
+    std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<(i64, Vec<u8>), Vec<u8>>>>;
+
+fn bond_store(records: &[(i64, Vec<u8>)]) -> BondStore {
+    let store: BondStore = Default::default();
+    for (t, key) in records {
+        // NimBLE's record starts with the peer's address as the key has it.
+        let mut record = key.clone();
+        record.resize(80, 0);
+        store.lock().unwrap().insert((*t, key.clone()), record);
+    }
+    let s = store.clone();
+    set_handler(move |e| {
+        let sec_type = e.args.first().and_then(Arg::int).unwrap_or(0);
+        if !(1..=2).contains(&sec_type) {
+            return Reply::None;
+        }
+        let mut map = s.lock().unwrap();
+        match (e.num, e.args.as_slice()) {
+            (IRQ_GET_SECRET, [_, _, Arg::Bytes(key)]) => map
+                .get(&(sec_type, key.clone()))
+                .map_or(Reply::None, |v| Reply::Buffer(v.clone())),
+            (IRQ_GET_SECRET, [_, Arg::Int(index), Arg::None]) => map
+                .iter()
+                .filter(|((t, _), _)| *t == sec_type)
+                .nth(*index as usize)
+                .map_or(Reply::None, |(_, v)| Reply::Buffer(v.clone())),
+            (IRQ_SET_SECRET, [_, Arg::Bytes(key), Arg::None]) => {
+                Reply::Int(map.remove(&(sec_type, key.clone())).is_some() as i64)
+            }
+            (IRQ_SET_SECRET, [_, Arg::Bytes(key), Arg::Bytes(value)]) => {
+                map.insert((sec_type, key.clone()), value.clone());
+                Reply::Int(1)
+            }
+            _ => Reply::None,
+        }
+    });
+    store
+}
+
+/// The store key of an address given most-significant byte first: type, then LSB first.
+fn store_key(addr_type: u8, addr: [u8; 6]) -> Vec<u8> {
+    let mut key = vec![addr_type];
+    key.extend(addr.iter().rev());
+    key
+}
+
+fn unpair(peer: Option<(u8, [u8; 6])>) -> Status {
+    match peer {
+        // SAFETY: `addr` is 6 readable bytes.
+        Some((t, addr)) => unsafe { ffi::ubt_ble_gap_unpair(t, addr.as_ptr()) },
+        // SAFETY: a null address is the no-argument form.
+        None => unsafe { ffi::ubt_ble_gap_unpair(0, core::ptr::null()) },
+    }
+}
+
+#[test]
+fn unpair_one_peer_deletes_its_records_resolving_entry_and_link() {
+    let _sim = started();
+    let key = store_key(0, PEER);
+    let other = store_key(1, [0xc1, 2, 3, 4, 5, 6]);
+    let store = bond_store(&[(1, key.clone()), (2, key.clone()), (2, other.clone())]);
+    let conn = connect_as_peripheral();
+    with_controller(|c| c.commands.clear());
+
+    assert_eq!(unpair(Some((0, PEER))), OK);
+    // Out of the resolving list: the identity address type and address, LSB first.
+    assert_eq!(with_controller(|c| c.sent(0x2028)), vec![key.clone()]);
+    // The live link is closed with "remote user terminated".
+    let [lo, hi] = conn.to_le_bytes();
+    assert_eq!(last_sent(0x0406), vec![lo, hi, 0x13]);
+    assert_eq!(
+        events(),
+        vec![
+            ev(IRQ_GET_SECRET, vec![int(1), int(0), bytes(&key)]),
+            ev(IRQ_SET_SECRET, vec![int(1), bytes(&key), Arg::None]),
+            ev(IRQ_SET_SECRET, vec![int(2), bytes(&key), Arg::None]),
+        ]
+    );
+    assert_eq!(
+        store.lock().unwrap().keys().cloned().collect::<Vec<_>>(),
+        vec![(2, other)],
+        "the other peer's bond stays"
+    );
+    advance(5);
+    assert_eq!(
+        events(),
+        vec![ev(
+            IRQ_CENTRAL_DISCONNECT,
+            vec![int(i64::from(conn)), int(0), bytes(&PEER)]
+        )]
+    );
+
+    // Now unknown: ENOENT, and nothing is sent.
+    with_controller(|c| c.commands.clear());
+    assert_eq!(unpair(Some((0, PEER))), errno::ENOENT);
+    assert!(with_controller(|c| c.commands.is_empty()));
+    assert_eq!(
+        events(),
+        vec![
+            ev(IRQ_GET_SECRET, vec![int(1), int(0), bytes(&key)]),
+            ev(IRQ_GET_SECRET, vec![int(2), int(0), bytes(&key)]),
+        ]
+    );
+    // Only identity address types name a bond.
+    assert_eq!(unpair(Some((2, PEER))), errno::EINVAL);
+}
+
+#[test]
+fn unpair_all_walks_the_store_and_deletes_every_peer() {
+    let _sim = started();
+    let a = store_key(0, PEER);
+    let b = store_key(1, [0xc1, 2, 3, 4, 5, 6]);
+    let store = bond_store(&[(1, a.clone()), (2, a.clone()), (2, b.clone())]);
+
+    assert_eq!(unpair(None), OK);
+    assert!(store.lock().unwrap().is_empty());
+    // Both peers left the resolving list.
+    assert_eq!(
+        with_controller(|c| c.sent(0x2028)),
+        vec![a.clone(), b.clone()]
+    );
+    let evs = events();
+    // The walk: type 1 by index until None, then type 2.
+    let walk: Vec<Event> = evs
+        .iter()
+        .filter(|e| e.num == IRQ_GET_SECRET)
+        .cloned()
+        .collect();
+    assert_eq!(
+        walk,
+        vec![
+            ev(IRQ_GET_SECRET, vec![int(1), int(0), Arg::None]),
+            ev(IRQ_GET_SECRET, vec![int(1), int(1), Arg::None]),
+            ev(IRQ_GET_SECRET, vec![int(2), int(0), Arg::None]),
+            ev(IRQ_GET_SECRET, vec![int(2), int(1), Arg::None]),
+            ev(IRQ_GET_SECRET, vec![int(2), int(2), Arg::None]),
+        ]
+    );
+    let deletes: Vec<Event> = evs
+        .into_iter()
+        .filter(|e| e.num == IRQ_SET_SECRET)
+        .collect();
+    assert_eq!(
+        deletes,
+        vec![
+            ev(IRQ_SET_SECRET, vec![int(1), bytes(&a), Arg::None]),
+            ev(IRQ_SET_SECRET, vec![int(2), bytes(&a), Arg::None]),
+            ev(IRQ_SET_SECRET, vec![int(1), bytes(&b), Arg::None]),
+            ev(IRQ_SET_SECRET, vec![int(2), bytes(&b), Arg::None]),
+        ]
+    );
+    // An empty store is not an error.
+    assert_eq!(unpair(None), OK);
+}
+
+#[test]
+fn unpair_is_refused_while_advertising_scanning_or_refused_by_the_controller() {
+    let _sim = started();
+    let key = store_key(0, PEER);
+    let store = bond_store(&[(1, key.clone()), (2, key.clone())]);
+
+    assert_eq!(advertise(100_000, &[2, 1, 6], true), OK);
+    assert_eq!(unpair(Some((0, PEER))), errno::EBUSY);
+    assert_eq!(unpair(None), errno::EBUSY);
+    ffi::ubt_ble_gap_advertise_stop();
+    assert_eq!(ffi::ubt_ble_gap_scan_start(0, 1_280_000, 11_250, false), OK);
+    assert_eq!(unpair(None), errno::EBUSY);
+    assert_eq!(ffi::ubt_ble_gap_scan_stop(), OK);
+    // Refused before anything was asked or sent.
+    assert!(with_controller(|c| c.sent(0x2028).is_empty()));
+    assert!(!events()
+        .iter()
+        .any(|e| e.num == IRQ_GET_SECRET || e.num == IRQ_SET_SECRET));
+
+    // A controller that still refuses the resolving-list change: EBUSY, the bond stays.
+    with_controller(|c| c.fail.insert(0x2028, 0x0c));
+    assert_eq!(unpair(Some((0, PEER))), errno::EBUSY);
+    assert_eq!(store.lock().unwrap().len(), 2);
+    assert!(!events().iter().any(|e| e.num == IRQ_SET_SECRET));
+    with_controller(|c| c.fail.clear());
+    assert_eq!(unpair(Some((0, PEER))), OK);
+    assert!(store.lock().unwrap().is_empty());
+
+    // Inactive.
+    stop();
+    assert_eq!(unpair(None), errno::ENODEV);
+}
+
 // --- GATT server ------------------------------------------------------------------------------------
 
 /// Registers one service with one read/write/notify/indicate characteristic, as the shim does;

@@ -23,6 +23,7 @@ GOOD = {
     'gap_disconnect': (1,),
     'gap_pair': (1,),
     'gap_passkey': (1, 2, 123456),
+    'gap_unpair': (0, b'\x01\x02\x03\x04\x05\x06'),
     'gatts_register_services': (((U(0x180F), ((U(0x2A19), bluetooth.FLAG_READ),)),),),
     'gatts_read': (3,),
     'gatts_write': (3, b'v', False),

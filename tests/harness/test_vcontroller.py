@@ -328,6 +328,15 @@ async def test_resolving_list_makes_and_resolves_rpas():
         adv.send(struct.pack('<BHH', 2, peer_handle, len(pong)) + pong)
         got = await bonded.wait_for(lambda p: p[0] == 0x02)
         assert got[5:] == pong
+        # Removing the advertiser's entry (a command Bumble has no class for, so sent raw:
+        # identity type, address LSB first) stops the resolution; a second removal finds
+        # nothing.
+        remove = bytes([0x01, 0x28, 0x20, 7, 0]) + bytes(identity)
+        for status in (0x00, 0x02):
+            bonded.send(remove)
+            ev = await bonded.wait_for(lambda p: p[:2] == b'\x04\x0e' and p[4:6] == b'\x28\x20')
+            assert ev[6] == status
+        assert link.controllers[1].resolving_list == {}
         # A reset forgets the resolving list.
         await bonded.reset()
         assert link.controllers[1].resolving_list == {}

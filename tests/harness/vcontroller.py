@@ -674,10 +674,18 @@ class VController(Controller):
         return hci.HCI_StatusReturnParameters(Err.SUCCESS)
 
     def on_hci_le_remove_device_from_resolving_list_command(self, command):
-        key = (command.peer_identity_address_type & 1, bytes(command.peer_identity_address))
-        if self.resolving_list.pop(key, None) is None:
-            return hci.HCI_StatusReturnParameters(Err.UNKNOWN_CONNECTION_IDENTIFIER_ERROR)
-        return hci.HCI_StatusReturnParameters(Err.SUCCESS)
+        # Bumble has no class for this command, so its parameters arrive unparsed (the
+        # identity address type, then the address least-significant byte first) and its
+        # Command Complete is ours to send.
+        params = bytes(command.parameters)
+        key = (params[0] & 1, params[1:7]) if len(params) == 7 else None
+        if key is None:
+            status = Err.INVALID_COMMAND_PARAMETERS_ERROR
+        elif self.resolving_list.pop(key, None) is None:
+            status = Err.UNKNOWN_CONNECTION_IDENTIFIER_ERROR
+        else:
+            status = Err.SUCCESS
+        self._reply_error_to(command.op_code, False, status)
 
     def on_hci_le_clear_resolving_list_command(self, command):
         self.resolving_list.clear()

@@ -155,8 +155,24 @@ PASSKEY = %(passkey)d
 seen = []
 
 
+# The key store for bonds (sec_type 1 and 2), which gap_unpair reads and deletes through.
+bonds = {}
+
+
 def irq(ev, data):
     seen.append((ev, tuple(bytes(x) if isinstance(x, memoryview) else x for x in data)))
+    if ev == 29 and data[0] in (1, 2):  # _IRQ_GET_SECRET
+        sec_type, index, key = data
+        if key is None:
+            found = [v for (t, _), v in sorted(bonds.items()) if t == sec_type]
+            return found[index] if index < len(found) else None
+        return bonds.get((sec_type, bytes(key)))
+    if ev == 30 and data[0] in (1, 2):  # _IRQ_SET_SECRET
+        sec_type, key, value = data
+        if value is None:
+            return bonds.pop((sec_type, bytes(key)), None) is not None
+        bonds[(sec_type, bytes(key))] = bytes(value)
+        return True
 
 
 def wait_for(ev, start, timeout=10000):
@@ -303,6 +319,13 @@ m = len(seen)
 call('gap_connect', 0, PEER, 2000, None, None)
 call('gap_connect', None)
 wait_for(8, m)
+
+# A bond for the peer as the store keeps it (key: address type, address least-significant
+# byte first): unpairing it by address, then every bond (none left).
+bonds[(1, bytes([0]) + bytes(reversed(PEER)))] = bytes(80)
+call('gap_unpair', 0, PEER)
+assert not bonds, bonds
+call('gap_unpair')
 '''
 
 SCRIPT_TAIL = r'''
