@@ -328,8 +328,7 @@ pub fn on_passkey_action(t: NimbleThread, conn_handle: ConnHandle, action: u8, n
 /// A bonded peer pairs again: forget the old bond and let the pairing go on.
 pub fn on_repeat_pairing(t: NimbleThread, conn_handle: ConnHandle) -> c_int {
     if let Some(desc) = sys::addr::conn_desc(t, conn_handle) {
-        // SAFETY: plain NimBLE call with a valid address; it deletes through our store.
-        let _ = unsafe { ns::ble_store_util_delete_peer(&desc.peer_id_addr) };
+        delete_records(&desc.peer_id_addr);
     }
     ns::BLE_GAP_REPEAT_PAIRING_RETRY as c_int
 }
@@ -407,9 +406,15 @@ fn forget(t: NimbleThread, peer: &ns::ble_addr_t) -> Result<(), Error> {
         // SAFETY: plain NimBLE command on the NimBLE thread.
         let _ = unsafe { ns::ble_gap_terminate(desc.conn_handle, HCI_REMOTE_USER_TERMINATED) };
     }
-    // One delete per type: the script keys records by (type, address), so there is at most
-    // one each. (NimBLE's own helper repeats until "not found", which never ends with a
-    // handler that always answers True.)
+    delete_records(peer);
+    Ok(())
+}
+
+/// Deletes `peer`'s two security records from the script's store (`_IRQ_SET_SECRET` with
+/// `None`). One delete per type: the script keys records by (type, address), so there is at
+/// most one each. NimBLE's own helper repeats until "not found", which never ends with a
+/// handler that always answers True.
+fn delete_records(peer: &ns::ble_addr_t) {
     let key = sec_key(peer, 0);
     for obj_type in [
         ns::BLE_STORE_OBJ_TYPE_OUR_SEC,
@@ -418,7 +423,6 @@ fn forget(t: NimbleThread, peer: &ns::ble_addr_t) -> Result<(), Error> {
         // SAFETY: `key` is valid for the call; NimBLE calls our store callback.
         let _ = unsafe { ns::ble_store_delete(obj_type as c_int, &key) };
     }
-    Ok(())
 }
 
 /// `gap_unpair()` (every bond) or `gap_unpair(addr_type, addr)` (one peer, `addr`

@@ -10,6 +10,11 @@ file shows the keys really come from the store: encryption then fails.
 test_pairing_with_bumble_host: a Bumble host (central) pairs with our peripheral with LE Secure
 Connections and bonding; both sides must agree on the result.
 
+test_repeat_pairing_with_bumble_host: the same Bumble host comes back having lost its keys and
+pairs again. NimBLE reports a repeat pairing; we delete the old bond through the script's store
+and the new pairing goes on. The script's handler answers True to every delete, as many
+scripts' do, so a delete that repeats until "not found" would never return.
+
 Run: .cache/venv/bin/python -m pytest tests/peer -q    (needs build/unix/micropython)
 """
 
@@ -32,7 +37,8 @@ from vlink import VLink  # noqa: E402
 
 from fwproc import Firmware, run_async  # noqa: E402
 
-# argv: secrets file, role ('p' or 'c'), peer address as hex (central only).
+# argv: secrets file, role ('p' or 'c'), then the peer address as hex (central) or how many
+# connections to serve (peripheral, default 1).
 FW_SCRIPT = r'''
 import bluetooth
 import binascii
@@ -123,9 +129,11 @@ ble.active(True)
 if role == 'p':
     print('mac', binascii.hexlify(ble.config('mac')[1]).decode())
     ble.gap_advertise(20000, b'\x02\x01\x06')
-    print('advertising')
-    wait('conn')
-    wait('disc', 15000)
+    for _ in range(int(sys.argv[3]) if len(sys.argv) > 3 else 1):
+        print('advertising')
+        wait('conn')
+        wait('disc', 15000)
+        ble.gap_advertise(20000, b'\x02\x01\x06')
 else:
     ble.gap_connect(0, binascii.unhexlify(sys.argv[3]))
     conn = wait('conn')
@@ -224,6 +232,55 @@ async def test_pairing_with_bumble_host(tmp_path):
             await fw.expect('done', 15)
             assert await fw.stop() == 0
             # The bond reached the script's store: both security records.
+            saved = {t for t, _, _ in json.load(open(p_file))}
+            assert {1, 2} <= saved
+        finally:
+            await transport.close()
+
+
+@run_async(90)
+async def test_repeat_pairing_with_bumble_host(tmp_path):
+    script = tmp_path / 'bond.py'
+    script.write_text(FW_SCRIPT.replace("io=0 if role == 'p' else 2", 'io=3'))
+    p_file = str(tmp_path / 'p.json')
+    fw = Firmware()
+    async with VLink(count=2) as link:
+        transport = await open_transport(f'serial:{link.paths[1]},1000000')
+        try:
+            await fw.start(str(script), link.paths[0], p_file, 'p', '2')
+            await fw.expect('mac')
+            await fw.expect('advertising')
+            dev = Device.with_hci('host', link.controllers[1].public_address,
+                                  transport.source, transport.sink)
+            dev.pairing_config_factory = lambda _conn: PairingConfig(
+                sc=True, mitm=False, bonding=True,
+                delegate=PairingDelegate(PairingDelegate.IoCapability.NO_OUTPUT_NO_INPUT))
+            await dev.power_on()
+            address = link.controllers[0].public_address
+            for attempt in range(2):
+                if attempt:
+                    await fw.expect('advertising')
+                    # The host forgets the bond; the firmware still has it.
+                    if dev.keystore is not None:
+                        await dev.keystore.delete_all()
+                conn = await dev.connect(address, own_address_type=0)
+                await fw.expect('connect')
+                try:
+                    await asyncio.wait_for(conn.pair(), 10)
+                except asyncio.TimeoutError:
+                    raise AssertionError(f'pairing {attempt} timed out; firmware said:\n'
+                                         + '\n'.join(fw.lines))
+                assert conn.is_encrypted
+                assert await fw.expect('encryption') == 'encryption 1 0 1 16'
+                await conn.disconnect()
+                await fw.expect('disconnect')
+            await fw.expect('done', 15)
+            assert await fw.stop() == 0
+            lines = fw.lines
+            # The old bond went once per record type, before the new records came.
+            first_delete = lines.index('delete 1')
+            assert lines.count('delete 1') == 1 and lines.count('delete 2') == 1, lines
+            assert 'set 1 80' in lines[first_delete:] and 'set 2 80' in lines[first_delete:]
             saved = {t for t, _, _ in json.load(open(p_file))}
             assert {1, 2} <= saved
         finally:
