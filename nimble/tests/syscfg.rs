@@ -28,7 +28,10 @@ fn expected_max_connections() -> u32 {
 
 #[test]
 fn connections_att_and_gatt() {
-    assert_eq!(ns::MYNEWT_VAL_BLE_MAX_CONNECTIONS, expected_max_connections());
+    assert_eq!(
+        ns::MYNEWT_VAL_BLE_MAX_CONNECTIONS,
+        expected_max_connections()
+    );
     assert_eq!(ns::MYNEWT_VAL_BLE_ATT_PREFERRED_MTU, 256);
     // Shared by all links, whatever their number (docs/api.md, "More connections").
     assert_eq!(ns::MYNEWT_VAL_BLE_GATT_MAX_PROCS, 4);
