@@ -227,7 +227,11 @@ def run_one(
                 cmd += ["-i", qemu_instance(qemu[1], link.qemu_serial(i), qemu_trace)]
                 continue
             uart = link.unix_uart(i)
-            cmd += ["-i", f"micropython,MICROPYBTUART={uart},MICROPYPATH={micropython_path}"]
+            spec = f"micropython,MICROPYBTUART={uart},MICROPYPATH={micropython_path}"
+            if trace is not None:
+                # The firmware's own timestamped view of its HCI bytes, per instance.
+                spec += f",MICROPYBTTRACE={trace.with_suffix(f'.h4-{i}.log')}"
+            cmd += ["-i", spec]
         cmd.append(str(test))
         env = dict(os.environ, MICROPY_MICROPYTHON=str(firmware))
         try:
@@ -368,7 +372,8 @@ def main() -> int:
     ap.add_argument(
         "--trace-dir",
         help="keep, per run K of test T, T-K.vlink.log (every HCI packet, vlink -vv), "
-        "T-K.qemu.log (the qemu board's UART bytes, timestamped) and T-K.out",
+        "T-K.qemu.log (the qemu board's UART bytes, timestamped), T-K.h4-I.log (Unix instance "
+        "I's own H4 trace, MICROPYBTTRACE) and T-K.out",
     )
     ap.add_argument("tests", nargs="*")
     args = ap.parse_args()

@@ -4,7 +4,9 @@
 //! thread that only moves bytes into a buffer and asks MicroPython's scheduler for a poll
 //! (design rule 5). The thread also requests a poll when a NimBLE timer is due, so callouts
 //! fire without any traffic. A tty runs at `MICROPYBTBAUD` (default 1000000) with RTS/CTS
-//! unless `MICROPYBTFLOW=0`; see [`Settings`].
+//! unless `MICROPYBTFLOW=0`; see [`Settings`]. `MICROPYBTTRACE=FILE` appends every chunk of
+//! H4 bytes in and out to FILE with a timestamp (see [`trace`]), the host's own view beside a
+//! controller's HCI sniffer.
 //!
 //! MicroPython runs scheduled work only when the VM looks for it, which it doesn't do while
 //! the script blocks in a system call (`sys.stdin.readline()`, `time.sleep(1.0)`,
@@ -19,12 +21,15 @@
 
 use std::collections::VecDeque;
 use std::ffi::CString;
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::Write as _;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::IntoRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use vm_wake::{VmWaker, Woken};
 
@@ -353,6 +358,8 @@ struct Settings {
     baud: libc::speed_t,
     /// `MICROPYBTFLOW`: `1` RTS/CTS, `0` none; only a tty uses it.
     rts_cts: bool,
+    /// `MICROPYBTTRACE`: the file the H4 trace is appended to; none when unset.
+    trace: Option<String>,
 }
 
 impl Settings {
@@ -389,6 +396,7 @@ impl Settings {
             endpoint,
             baud,
             rts_cts,
+            trace: get("MICROPYBTTRACE"),
         })
     }
 }
@@ -468,6 +476,57 @@ fn connect_tcp(host: &str, port: u16) -> Option<i32> {
         }
     }
     None
+}
+
+/// The H4 trace file (`MICROPYBTTRACE`), open from `uart_open` to `uart_close`.
+static TRACE: Mutex<Option<File>> = Mutex::new(None);
+/// Whether [`TRACE`] is open: without a trace, the byte paths skip its lock.
+static TRACING: AtomicBool = AtomicBool::new(false);
+
+/// Appends one line to the H4 trace: the wall-clock time (seconds since 1970, to the
+/// microsecond, comparable with a controller's pcap timestamps), `what`, the byte count and
+/// the bytes in hex when `data` is given. `what` is `tx` (the host wrote these bytes to the
+/// controller), `tx-fail` (the write failed or timed out part-way), `rx` (the reader thread
+/// read them from the descriptor) or `host` (the host took this many buffered bytes in, in a
+/// poll or while it waited for a command's answer).
+fn trace(what: &str, len: usize, data: Option<&[u8]>) {
+    if !TRACING.load(Ordering::Acquire) {
+        return;
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut line = format!("{}.{:06} {what} {len}", now.as_secs(), now.subsec_micros());
+    if let Some(bytes) = data {
+        line.push(' ');
+        for b in bytes {
+            let _ = write!(line, "{b:02x}");
+        }
+    }
+    line.push('\n');
+    if let Some(f) = lock(&TRACE).as_mut() {
+        // One write per line, unbuffered: the trace survives a crash or a kill up to its last
+        // line. A full disk only loses trace lines.
+        let _ = f.write_all(line.as_bytes());
+    }
+}
+
+/// Opens `path` for the H4 trace (appending, so every `active(True)` of a script is kept).
+fn trace_open(path: &str, endpoint: &str) -> Result<(), String> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("MICROPYBTTRACE={path}: {e}"))?;
+    *lock(&TRACE) = Some(f);
+    TRACING.store(true, Ordering::Release);
+    trace(&format!("open {endpoint}"), 0, None);
+    Ok(())
+}
+
+fn trace_close() {
+    TRACING.store(false, Ordering::Release);
+    *lock(&TRACE) = None;
 }
 
 struct Uart {
@@ -564,6 +623,7 @@ fn reader_loop(
                     quick_ack(fd);
                 }
                 let n = n as usize;
+                trace("rx", n, Some(&buf[..n]));
                 lock(&shared.rx).extend(&buf[..n]);
                 shared.rx_ready.notify_all();
                 got = true;
@@ -667,6 +727,14 @@ pub fn uart_open(wakeup: super::Wakeup) -> Result<(), super::UartError> {
     if !socket {
         configure_raw(fd, settings.baud, settings.rts_cts);
     }
+    if let Some(path) = &settings.trace {
+        if let Err(why) = trace_open(path, &name) {
+            say(&format!("mp_bluetooth_hci_uart_init: {why}"));
+            // SAFETY: `fd` was opened above and is not shared with anyone yet.
+            unsafe { libc::close(fd) };
+            return Err(super::UartError::BadSetting);
+        }
+    }
     // uart_open runs on the VM thread: the one to interrupt. Once the reader thread (the
     // only user of the waker) has been joined by uart_close, nothing is signalled any more.
     let waker = VmWaker::for_current_thread();
@@ -703,6 +771,7 @@ pub fn uart_close() {
         // SAFETY: the reader thread has exited, so nobody else uses `fd`.
         unsafe { libc::close(u.fd) };
     }
+    trace_close();
 }
 
 /// Writes all of `data`, waiting for the tty or socket to drain when it is full (up to 1 s).
@@ -711,6 +780,7 @@ pub fn uart_write(data: &[u8]) -> bool {
         Some(u) => (u.fd, u.socket),
         None => return false,
     };
+    trace("tx", data.len(), Some(data));
     let mut off = 0;
     let mut stalls = 0;
     while off < data.len() {
@@ -729,10 +799,12 @@ pub fn uart_write(data: &[u8]) -> bool {
         }
         let err = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
         if n < 0 && err != libc::EAGAIN && err != libc::EINTR {
+            trace("tx-fail", off, None);
             return false;
         }
         stalls += 1;
         if stalls > 1000 {
+            trace("tx-fail", off, None);
             return false;
         }
         let mut pfd = libc::pollfd {
@@ -759,6 +831,10 @@ pub fn uart_read(buf: &mut [u8]) -> usize {
     buf[..from_front].copy_from_slice(&front[..from_front]);
     buf[from_front..n].copy_from_slice(&back[..n - from_front]);
     rx.drain(..n);
+    drop(rx);
+    if n > 0 {
+        trace("host", n, None);
+    }
     n
 }
 
@@ -801,6 +877,7 @@ mod tests {
             endpoint: Endpoint::Tty(DEFAULT_DEVICE.into()),
             baud: libc::B1000000,
             rts_cts: true,
+            trace: None,
         };
         assert_eq!(read(&[]), Ok(want));
         let empty = read(&[
@@ -858,5 +935,12 @@ mod tests {
         }
         // Checked even when the endpoint is TCP and doesn't use them.
         assert!(read(&[("MICROPYBTUART", "tcp:h:1"), ("MICROPYBTFLOW", "2")]).is_err());
+    }
+
+    #[test]
+    fn trace_file() {
+        assert_eq!(read(&[("MICROPYBTTRACE", "")]).unwrap().trace, None);
+        let s = read(&[("MICROPYBTTRACE", "/tmp/h4.log")]).unwrap();
+        assert_eq!(s.trace.as_deref(), Some("/tmp/h4.log"));
     }
 }

@@ -218,6 +218,11 @@ fn event_is_sane(ev: &[u8]) -> bool {
     }
 }
 
+/// Whether `ev` is an LE Advertising Report.
+fn is_adv_report(ev: &[u8]) -> bool {
+    ev.len() >= 3 && ev[0] == HCI_EVT_LE_META && ev[2] == HCI_LE_SUBEV_ADV_RPT
+}
+
 /// True if the host is waiting for the answer to `opcode` (which then ends the wait).
 fn ack_awaited(opcode: u16) -> bool {
     let want = 0x1_0000 | u32::from(opcode);
@@ -230,6 +235,79 @@ fn ack_awaited(opcode: u16) -> bool {
 /// How many bytes are taken from the UART at a time.
 const STAGE_SIZE: usize = 256;
 
+/// Bytes of packets held back while the host waits for a command's answer (see [`Held`]).
+pub const HELD_SIZE: usize = 4096;
+/// What one held packet takes at most: its kind, its length and the longest ACL packet.
+const HELD_ENTRY_MAX: usize = 3 + 4 + super::h4::ACL_MAX_DATA;
+const HELD_EVENT: u8 = 0;
+const HELD_ACL: u8 = 1;
+
+/// Packets from the controller that arrived while the host waited for the answer to a
+/// command, kept whole and in order until the next poll hands them to the host.
+///
+/// While it waits, the host runs none of its events, so every packet handed to it then keeps
+/// its buffer: a Number of Completed Packets event per ACL packet the controller sent (many
+/// links notifying), or a few ACL packets, used up the eight event buffers or the ACL pool in
+/// a few milliseconds. What came next was dropped: notifications, the Number of Completed
+/// Packets the host needs to send its queued data, a Disconnection Complete, and then the
+/// command's answer itself, so the command timed out after 2 s and NimBLE reset the host,
+/// ending every link. Now only the answer (and advertising reports, which have their own event
+/// buffers and are dropped when those run out, as before) goes in at once; the rest waits
+/// here. When this buffer cannot take the longest packet any more the transport stops reading:
+/// nothing is dropped and the bytes wait in the UART's buffer, but an answer behind them is
+/// out of reach until NimBLE's 2 s command timeout (it then resets the host).
+struct Held {
+    /// Entries back to back: kind ([`HELD_EVENT`] or [`HELD_ACL`]), length (u16 LE), bytes.
+    bytes: [u8; HELD_SIZE],
+    len: usize,
+}
+
+impl Held {
+    fn has_room(&self) -> bool {
+        HELD_SIZE - self.len >= HELD_ENTRY_MAX
+    }
+
+    fn push(&mut self, pkt: &Packet<'_>) {
+        let (kind, data) = match pkt {
+            Packet::Event(d) => (HELD_EVENT, *d),
+            Packet::Acl(d) => (HELD_ACL, *d),
+        };
+        // The parser never yields more than HELD_ENTRY_MAX - 3 bytes, and callers check
+        // `has_room` before parsing a packet; should either ever fail, the packet is dropped
+        // rather than overflow.
+        let Ok(n) = u16::try_from(data.len()) else {
+            return;
+        };
+        let end = self.len + 3 + data.len();
+        if end > HELD_SIZE {
+            return;
+        }
+        self.bytes[self.len] = kind;
+        self.bytes[self.len + 1..self.len + 3].copy_from_slice(&n.to_le_bytes());
+        self.bytes[self.len + 3..end].copy_from_slice(data);
+        self.len = end;
+    }
+
+    /// The oldest entry: (kind, bytes), or None when empty.
+    fn front(&self) -> Option<(u8, &[u8])> {
+        if self.len < 3 {
+            return None;
+        }
+        let n = usize::from(u16::from_le_bytes([self.bytes[1], self.bytes[2]]));
+        Some((self.bytes[0], self.bytes.get(3..3 + n)?))
+    }
+
+    fn pop_front(&mut self) {
+        if let Some((_, data)) = self.front() {
+            let used = 3 + data.len();
+            self.bytes.copy_within(used..self.len, 0);
+            self.len -= used;
+        } else {
+            self.len = 0;
+        }
+    }
+}
+
 struct Rx {
     parser: H4Parser,
     host: Option<HostCallbacks>,
@@ -238,6 +316,7 @@ struct Rx {
     stage: [u8; STAGE_SIZE],
     pos: usize,
     len: usize,
+    held: Held,
 }
 
 static RX: Global<Rx> = Global::new(Rx {
@@ -253,6 +332,10 @@ static RX: Global<Rx> = Global::new(Rx {
     stage: [0; STAGE_SIZE],
     pos: 0,
     len: 0,
+    held: Held {
+        bytes: [0; HELD_SIZE],
+        len: 0,
+    },
 });
 
 /// Forgets partial input and lent buffers; used at each host start.
@@ -263,6 +346,7 @@ pub fn reset(t: NimbleThread) {
         rx.drops = RxDrops::default();
         rx.pos = 0;
         rx.len = 0;
+        rx.held.len = 0;
     });
     CMD_BUFS.reset();
     EVT_HI_BUFS.reset();
@@ -280,11 +364,23 @@ pub fn drops(t: NimbleThread) -> RxDrops {
     RX.with(t, |rx| rx.drops).unwrap_or_default()
 }
 
-/// Parses received bytes until one packet has been handed to the host; returns false when no
-/// byte was waiting. Runs no host events, so it is safe while the host waits for a command to
-/// finish. One packet per call lets the caller run the host's events between packets, so a
-/// burst of reports never finds every event buffer still lent out.
+/// Hands one packet to the host: the oldest held one (see [`Held`]), else the next one parsed
+/// from the UART; returns false when no byte was waiting. Runs no host events. One packet per
+/// call lets the caller, the poll, run the host's events between packets, so a burst of
+/// reports never finds every event buffer still lent out.
 pub fn pump_rx(t: NimbleThread) -> bool {
+    pump(t, false)
+}
+
+/// For the host's waits for a command's answer (it runs no events then): parses received
+/// bytes until one packet is complete, hands it to the host if it is a command's answer and
+/// holds it for the next poll otherwise. Returns false when no byte was waiting, or when the
+/// held packets fill their buffer (the rest stays in the UART's).
+pub fn pump_rx_for_answer(t: NimbleThread) -> bool {
+    pump(t, true)
+}
+
+fn pump(t: NimbleThread, waiting_for_answer: bool) -> bool {
     // The host callbacks only queue work or complete the pending command; they never call
     // back into the transport's receive side, so holding RX across them is sound. Should one
     // ever do, `with` refuses the nested borrow and nothing is parsed twice.
@@ -296,9 +392,26 @@ pub fn pump_rx(t: NimbleThread) -> bool {
             stage,
             pos,
             len,
+            held,
         } = rx;
+        if !waiting_for_answer {
+            // Held packets came before any byte still in the stage or the UART.
+            if let Some((kind, data)) = held.front() {
+                let pkt = if kind == HELD_ACL {
+                    Packet::Acl(data)
+                } else {
+                    Packet::Event(data)
+                };
+                deliver(pkt, *host, drops);
+                held.pop_front();
+                return true;
+            }
+        }
         let mut any = false;
         loop {
+            if waiting_for_answer && !held.has_room() {
+                return any;
+            }
             if *pos >= *len {
                 *pos = 0;
                 *len = port::uart_read(stage).min(STAGE_SIZE);
@@ -311,7 +424,18 @@ pub fn pump_rx(t: NimbleThread) -> bool {
                 let b = stage[*pos];
                 *pos += 1;
                 if let Some(pkt) = parser.push(b) {
-                    deliver(pkt, *host, drops);
+                    // A command's answer (or a stray one, which `deliver` drops) goes in at
+                    // once; so do advertising reports, which have event buffers of their own
+                    // and may be dropped when those run out (a flood of them must not fill the
+                    // held packets and keep the answer out of reach). Anything else waits for
+                    // the poll while the host can't run it.
+                    let now = matches!(pkt, Packet::Event(ev)
+                        if acked_opcode(ev).is_some() || is_adv_report(ev));
+                    if waiting_for_answer && !now {
+                        held.push(&pkt);
+                    } else {
+                        deliver(pkt, *host, drops);
+                    }
                     return true;
                 }
             }
@@ -320,9 +444,11 @@ pub fn pump_rx(t: NimbleThread) -> bool {
     .unwrap_or(false)
 }
 
-/// Whether bytes read from the UART are still waiting in the transport's buffer.
+/// Whether bytes read from the UART, or packets held while the host waited for a command's
+/// answer, are still waiting in the transport.
 pub fn rx_buffered(t: NimbleThread) -> bool {
-    RX.with(t, |rx| rx.pos < rx.len).unwrap_or(false)
+    RX.with(t, |rx| rx.pos < rx.len || rx.held.len > 0)
+        .unwrap_or(false)
 }
 
 fn deliver(pkt: Packet<'_>, host: Option<HostCallbacks>, drops: &mut RxDrops) {
@@ -353,11 +479,9 @@ fn deliver(pkt: Packet<'_>, host: Option<HostCallbacks>, drops: &mut RxDrops) {
                 }
                 None => {}
             }
-            let is_adv_report =
-                ev.len() >= 3 && ev[0] == HCI_EVT_LE_META && ev[2] == HCI_LE_SUBEV_ADV_RPT;
             // Advertising reports come in floods; they use their own pool so they can never
             // starve command completions.
-            let buf = if is_adv_report {
+            let buf = if is_adv_report(ev) {
                 EVT_LO_BUFS.alloc()
             } else {
                 EVT_HI_BUFS.alloc()

@@ -569,7 +569,7 @@ pub unsafe extern "C" fn ble_npl_sem_pend(
         } else {
             (timeout - waited).min(10)
         };
-        if !transport::pump_rx(nimble_thread()) {
+        if !transport::pump_rx_for_answer(nimble_thread()) {
             port::uart_wait_rx(left.max(1));
         }
     }
@@ -646,7 +646,8 @@ pub extern "C" fn ble_npl_time_delay(ticks: ble_npl_time_t) {
         if waited >= total {
             return;
         }
-        if !transport::pump_rx(nimble_thread()) {
+        // Like a command's wait, a delay runs no host events.
+        if !transport::pump_rx_for_answer(nimble_thread()) {
             port::uart_wait_rx((total - waited).min(10));
         }
     }

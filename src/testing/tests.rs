@@ -1100,6 +1100,52 @@ fn acl_waits_for_number_of_completed_packets() {
 }
 
 #[test]
+fn packets_that_arrive_while_a_command_waits_are_all_delivered() {
+    let _sim = started();
+    let h = register_one_characteristic();
+    let conn = connect_as_peripheral();
+    with_controller(|c| c.complete_acl = false);
+    // Nine notifications: eight fill the controller's buffers, the ninth waits in the host.
+    for i in 0..9u8 {
+        let data = [i];
+        // SAFETY: `data` is readable for its length.
+        let st = unsafe { ffi::ubt_gatts_notify(conn, h, buf(&data), false) };
+        assert_eq!(st, OK);
+    }
+    advance(5);
+    assert_eq!(att_out().len(), 8);
+    // Before the answer to the host's next command, the controller completes the eight
+    // packets with an event each (as RootCanal does) and the peer notifies sixteen times:
+    // more events than the transport has event buffers, more ACL packets than its ACL pool.
+    with_controller(|c| {
+        for _ in 0..8 {
+            c.number_of_completed_packets(conn, 1);
+        }
+        for i in 0..16u8 {
+            c.l2cap_to_host(conn, CID_ATT, &[0x1b, 5, 0, i]);
+        }
+        c.delay.insert(0x2006, 5); // LE Set Advertising Parameters
+    });
+    let t0 = now_ms();
+    assert_eq!(advertise(100_000, &[2, 1, 6], false), OK);
+    assert!(now_ms().wrapping_sub(t0) < 100, "answered, not timed out");
+    advance(5);
+    assert_eq!(ffi::ubt_ble_config_rx_dropped(), 0, "nothing dropped");
+    let notified: Vec<Event> = (0..16u8)
+        .map(|i| {
+            ev(
+                IRQ_GATTC_NOTIFY,
+                vec![int(conn.into()), int(5), bytes(&[i])],
+            )
+        })
+        .collect();
+    assert_eq!(events(), notified, "every notification, in order");
+    // The completions reached the host: the ninth notification went out.
+    let [lo, hi] = h.to_le_bytes();
+    assert_eq!(att_out(), vec![vec![0x1b, lo, hi, 8]]);
+}
+
+#[test]
 fn stopping_disconnects_without_events() {
     let _sim = started();
     let conn = connect_as_peripheral();

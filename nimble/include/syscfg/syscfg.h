@@ -28,7 +28,14 @@ void *ubt_nimble_realloc(void *ptr, size_t size);
  * variables of the same names into -D flags for both the C compiler and bindgen, so Rust sees
  * the same values NimBLE was compiled with (docs/building.md, "Build settings"). */
 #ifndef UBT_MAX_CONNECTIONS
+/* Cortex-M parts keep the C module's 4 links (RAM); a Unix host can afford 8. Both NimBLE's C
+ * compiler and bindgen (clang --target=thumbv7em-...) define the ACLE profile macro, so they
+ * agree on the value. */
+#if defined(__ARM_ARCH_PROFILE) && __ARM_ARCH_PROFILE == 'M'
 #define UBT_MAX_CONNECTIONS 4
+#else
+#define UBT_MAX_CONNECTIONS 8
+#endif
 #endif
 #ifndef UBT_L2CAP_MAX_CHANNELS
 #define UBT_L2CAP_MAX_CHANNELS 1
