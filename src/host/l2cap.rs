@@ -942,6 +942,18 @@ mod tests {
     }
 
     #[test]
+    fn heap_per_channel_at_mtu_512_is_what_the_docs_say() {
+        // docs/api.md, "Several L2CAP channels": 7 send and 14 receive blocks
+        // of 256 bytes, 5,376 bytes (the same with 32- and 64-bit mbuf headers).
+        assert_eq!(tx_pool_blocks(512), 7);
+        assert_eq!(rx_pool_blocks(512), 14);
+        assert_eq!(
+            (tx_pool_blocks(512) + rx_pool_blocks(512)) * BLOCK_SIZE,
+            5376
+        );
+    }
+
+    #[test]
     fn shared_pool_stall_and_recovery_thresholds() {
         // 12 blocks (spec §12): stall at 6 free or fewer, recover at 9 or more.
         assert!(mem_stall(6, 12));
