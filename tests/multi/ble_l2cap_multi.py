@@ -2,9 +2,10 @@
 # opens two channels to the first peripheral (one on each of two listening PSMs) and one to
 # the second, and sends 1 MiB on each at the same time, in SDUs of random sizes. Each receiver
 # compares the SHA-256 of what it got with the stream derived from the channel's seed. The
-# first peripheral stops reading its second channel after 128 KiB and only resumes once the
-# other two channels are complete: that channel's sender stalls on credits while the other two
-# run to the end. Then the central opens channels until it gets OSError(ENOMEM) past the
+# first peripheral stops reading its second channel 64 KiB before its end and only resumes
+# once the other two channels are complete: that channel's sender stalls on credits while the
+# other two run to the end. (The pause is late so that the second peripheral, done by then,
+# is not left silent for longer than run-multitests.py allows while the rest arrives.) Then the central opens channels until it gets OSError(ENOMEM) past the
 # build's maximum.
 
 from micropython import const
@@ -27,7 +28,7 @@ _PSM_B = const(0x81)
 _PSM_NONE = const(0x99)
 _MTU = const(512)
 _TOTAL = const(1024 * 1024)
-_PAUSE_AT = const(128 * 1024)
+_PAUSE_AT = const(_TOTAL - 64 * 1024)
 # Progress lines: run-multitests.py fails an instance that prints nothing for 10 s.
 _STEP = const(_TOTAL // 16)
 
