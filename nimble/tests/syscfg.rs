@@ -39,14 +39,21 @@ fn connections_att_and_gatt() {
 
 #[test]
 fn l2cap() {
-    assert_eq!(ns::MYNEWT_VAL_BLE_L2CAP_COC_MAX_NUM, 1);
+    // Channels at once (build setting UBT_L2CAP_MAX_CHANNELS): 8 on Unix, 4 on Cortex-M.
+    let max_channels = if cfg!(target_arch = "arm") { 4 } else { 8 };
+    assert_eq!(ns::MYNEWT_VAL_BLE_L2CAP_COC_MAX_NUM, max_channels);
+    // A connect or disconnect in flight on every channel, and an update on every link.
+    assert_eq!(
+        ns::MYNEWT_VAL_BLE_L2CAP_SIG_MAX_PROCS,
+        ns::MYNEWT_VAL_BLE_L2CAP_COC_MAX_NUM + ns::MYNEWT_VAL_BLE_MAX_CONNECTIONS
+    );
     assert_eq!(
         ns::MYNEWT_VAL_BLE_L2CAP_COC_MPS,
         ns::MYNEWT_VAL_MSYS_1_BLOCK_SIZE - 8
     );
     assert_eq!(ns::MYNEWT_VAL_BLE_L2CAP_ENHANCED_COC, 0);
     assert_eq!(ns::MYNEWT_VAL_BLE_L2CAP_JOIN_RX_FRAGS, 1);
-    // ATT, signalling and SM fixed channels on every link.
+    // Three fixed channels per link; NimBLE's pool adds COC_MAX_NUM for our channels.
     assert_eq!(
         ns::MYNEWT_VAL_BLE_L2CAP_MAX_CHANS,
         3 * ns::MYNEWT_VAL_BLE_MAX_CONNECTIONS

@@ -1,29 +1,37 @@
 //! L2CAP connection-oriented channels (`l2cap_*` methods, events 22–26; spec §5.7, §6, §10).
 //!
-//! One channel object exists at a time, as in MicroPython's C module: either a listener
-//! (kept until the stack stops, reused for each accepted channel) or an outgoing connection
-//! (freed when it closes). Beyond the C module: every call while inactive fails with
-//! `ENODEV` instead of crashing, and a connect that NimBLE refuses at once frees the slot.
+//! Several channels at once, beyond MicroPython's C module (which has one): a table of
+//! listening PSMs and a table of channels, open or opening, each named by `(conn_handle, cid)`
+//! as every call and event already does. Both hold at most [`MAX_CHANNELS`] entries (build
+//! setting `UBT_L2CAP_MAX_CHANNELS`, which also sizes NimBLE's channel and server pools).
+//! Past it `l2cap_connect` and `l2cap_listen` fail with `ENOMEM` and a peer's request is
+//! refused with "no resources"; listening twice on one PSM fails with `EALREADY`. Beyond the
+//! C module too: every call while inactive fails with `ENODEV` instead of crashing, and a
+//! connect that NimBLE refuses at once frees its entry.
 //!
 //! Memory. NimBLE builds received SDUs in mbufs taken from the pool of the SDU buffer we hand
 //! it, and takes SDUs to send as mbuf chains. Each channel owns two private pools (Rust heap,
-//! 8-byte aligned, never linked into NimBLE's global pool list): one for sending, one for
-//! receiving, so a large send can never starve reception. A pool only goes away once NimBLE
-//! can no longer hold one of its mbufs (retired pools are dropped on the next channel
-//! creation or stack restart).
+//! 8-byte aligned, never linked into NimBLE's global pool list), made when it is connected or
+//! accepted: one for sending, one for receiving, so a large send can never starve reception
+//! and no channel can starve another. A pool only goes away once NimBLE can no longer hold
+//! one of its mbufs (pools of a closed channel are retired, then dropped after the poll).
 //!
-//! Receiving. A complete SDU is appended to the pending data, which scripts drain with
-//! `l2cap_recvinto`. NimBLE returns credits to the peer only when it is handed a new receive
-//! buffer through `ble_l2cap_recv_ready`, and it needs a receive buffer before the next
+//! Receiving. A complete SDU is appended to the channel's pending data, which scripts drain
+//! with `l2cap_recvinto`. NimBLE returns credits to the peer only when it is handed a new
+//! receive buffer through `ble_l2cap_recv_ready`, and it needs a receive buffer before the next
 //! segment arrives, so while data is pending a fresh buffer is placed straight into the
 //! channel (NimBLE's private channel record, mirrored and checked below) and credits are
-//! returned only once pending is empty (spec §10).
+//! returned only once pending is empty (spec §10). So a channel whose receiver stops reading
+//! stalls only its own sender.
 //!
 //! Sending. `l2cap_send` returns false ("stalled") on a credit stall or when NimBLE's shared
-//! mbuf pool is at most half free; `_IRQ_L2CAP_SEND_READY` follows once both are over: the
-//! credits came (NimBLE's TX_UNSTALLED) and a later poll finds the pool at least
-//! three-quarters free. Raising it for the pool alone while NimBLE still waits for credits
-//! would make the script's next send fail with `EBUSY`.
+//! mbuf pool is at most half free; that channel's `_IRQ_L2CAP_SEND_READY` follows once both
+//! are over: its credits came (NimBLE's TX_UNSTALLED for that channel) and a later poll finds
+//! the pool at least three-quarters free. Raising it for the pool alone while NimBLE still
+//! waits for credits would make the script's next send fail with `EBUSY`. Both stalls are
+//! kept per channel: every channel that was told "stalled" gets its own SEND_READY, and a
+//! credit stall holds none of the shared pool (NimBLE makes K-frames only as credits allow),
+//! so one channel's stalled peer does not hold up another channel.
 
 use core::ffi::{c_int, c_void};
 use core::{mem, ptr};
@@ -46,7 +54,7 @@ type L2capEventFn = unsafe extern "C" fn(*mut ns::ble_l2cap_event, *mut c_void) 
 
 /// NimBLE's "sent part of the SDU, waiting for credits" return code.
 const BLE_HS_ESTALLED: c_int = ns::BLE_HS_ESTALLED as c_int;
-/// NimBLE's "no resources" code, used to refuse a second channel on a busy listener.
+/// NimBLE's "no resources" code: a request past the channel maximum is refused with it.
 const BLE_HS_ENOMEM: c_int = ns::BLE_HS_ENOMEM as c_int;
 /// NimBLE's MPS for our channels (syscfg `BLE_L2CAP_COC_MPS`).
 const COC_MPS: usize = ns::MYNEWT_VAL_BLE_L2CAP_COC_MPS as usize;
@@ -136,13 +144,18 @@ impl Pool {
     }
 }
 
-// --- The channel ---------------------------------------------------------------------------------
+// --- The channel table -------------------------------------------------------------------------
 
-/// The single channel object.
+/// The most channels open or opening at once, over all links, and the most listening PSMs:
+/// NimBLE's channel and server pools hold this many (build setting `UBT_L2CAP_MAX_CHANNELS`).
+pub const MAX_CHANNELS: usize = ns::MYNEWT_VAL_BLE_L2CAP_COC_MAX_NUM as usize;
+
+/// One channel, from `l2cap_connect` or an accepted request until it closes.
 struct Channel {
-    /// Made by `l2cap_listen` (kept after each disconnection) rather than `l2cap_connect`.
-    listening: bool,
-    /// NimBLE's channel, from accept/connect until it closes; null otherwise.
+    /// An outgoing channel's callback argument, by which its CONNECTED event is matched before
+    /// NimBLE's channel is known; 0 for accepted channels (their listener's argument is null).
+    token: usize,
+    /// NimBLE's channel: from accept, or from CONNECTED for outgoing ones; null before.
     chan: *mut ns::ble_l2cap_chan,
     /// The channel is open (CONNECT raised, DISCONNECT not yet).
     connected: bool,
@@ -157,22 +170,23 @@ struct Channel {
     rx_pending: *mut ns::os_mbuf,
     /// Inside the RECV handler: credits wait until it returns.
     in_recv_irq: bool,
-    /// `l2cap_send` reported a shared-pool stall; SEND_READY is owed when it recovers.
+    /// `l2cap_send` on this channel reported a shared-pool stall; this channel's SEND_READY
+    /// is owed when the pool recovers.
     mem_stalled: bool,
-    /// NimBLE still holds part of the last SDU, waiting for the peer's credits: until its
-    /// TX_UNSTALLED event a further `ble_l2cap_send` fails with `EBUSY`, so no SEND_READY
-    /// may be raised for the pool alone.
+    /// NimBLE still holds part of this channel's last SDU, waiting for the peer's credits:
+    /// until its TX_UNSTALLED event a further `ble_l2cap_send` fails with `EBUSY`, so no
+    /// SEND_READY may be raised for the pool alone.
     credit_stalled: bool,
     rx: Box<Pool>,
     tx: Box<Pool>,
 }
 
 impl Channel {
-    fn new(listening: bool, mtu: u16) -> Result<Channel, Error> {
+    fn new(token: usize, mtu: u16) -> Result<Channel, Error> {
         let rx = Pool::new(rx_pool_blocks(mtu)).ok_or(Error::NoMem)?;
         let tx = Pool::new(tx_pool_blocks(mtu)).ok_or(Error::NoMem)?;
         Ok(Channel {
-            listening,
+            token,
             chan: ptr::null_mut(),
             connected: false,
             conn_handle: ConnHandle(0),
@@ -193,13 +207,8 @@ impl Channel {
         self.connected && !self.chan.is_null() && self.conn_handle == conn_handle && self.cid == cid
     }
 
-    /// Forgets the open channel (NimBLE has closed it) and drops unread data.
+    /// Drops unread data: NimBLE has closed the channel (or never opened it).
     fn close(&mut self) {
-        self.chan = ptr::null_mut();
-        self.connected = false;
-        self.mem_stalled = false;
-        self.credit_stalled = false;
-        self.in_recv_irq = false;
         if !self.rx_pending.is_null() {
             // SAFETY: the pending chain is ours (from our rx pool, still alive).
             unsafe { ns::os_mbuf_free_chain(self.rx_pending) };
@@ -209,36 +218,91 @@ impl Channel {
 }
 
 struct State {
-    channel: Option<Channel>,
-    /// Pools of closed channels NimBLE may still free mbufs into until its callback returns.
+    /// PSMs we listen on (each a NimBLE server, kept until the stack stops).
+    listeners: Vec<Psm>,
+    /// Channels open or opening, at most [`MAX_CHANNELS`].
+    channels: Vec<Channel>,
+    /// Pools of closed channels NimBLE may still free mbufs into until its callback returns;
+    /// dropped after the poll (or call) in which they were retired.
     retired: Vec<(Box<Pool>, Box<Pool>)>,
-    /// Set while `l2cap_connect` is inside NimBLE: a synchronous failure's events are ours.
-    connecting: bool,
+    /// The token of the channel `l2cap_connect` is opening inside NimBLE (0: none): a
+    /// synchronous failure's events are that call's.
+    connecting: usize,
+    /// The last token handed out.
+    last_token: usize,
+}
+
+impl State {
+    /// The channel NimBLE knows as `chan`.
+    fn by_chan(&mut self, chan: *mut ns::ble_l2cap_chan) -> Option<&mut Channel> {
+        if chan.is_null() {
+            return None;
+        }
+        self.channels.iter_mut().find(|ch| ch.chan == chan)
+    }
+
+    /// The open channel a script names.
+    fn open(&mut self, conn_handle: ConnHandle, cid: Cid) -> Option<&mut Channel> {
+        self.channels
+            .iter_mut()
+            .find(|ch| ch.matches(conn_handle, cid))
+    }
+
+    /// Removes the channel at `i`, keeping its pools until NimBLE is done with them.
+    fn retire_at(&mut self, i: usize) {
+        let mut ch = self.channels.swap_remove(i);
+        ch.close();
+        self.retired.push((ch.rx, ch.tx));
+    }
+
+    fn retire_chan(&mut self, chan: *mut ns::ble_l2cap_chan) {
+        if let Some(i) = self
+            .channels
+            .iter()
+            .position(|ch| !chan.is_null() && ch.chan == chan)
+        {
+            self.retire_at(i);
+        }
+    }
+
+    fn retire_token(&mut self, token: usize) {
+        if let Some(i) = self.channels.iter().position(|ch| ch.token == token) {
+            self.retire_at(i);
+        }
+    }
+
+    /// Room for one more channel: `ENOMEM` past the maximum or without memory for the table.
+    fn reserve_channel(&mut self) -> Result<(), Error> {
+        if self.channels.len() >= MAX_CHANNELS {
+            return Err(Error::NoMem);
+        }
+        self.channels.try_reserve(1).map_err(|_| Error::NoMem)?;
+        // Room for every channel, this one included, to retire its pools without allocating
+        // inside a NimBLE callback.
+        self.retired
+            .try_reserve(self.channels.len() + 1)
+            .map_err(|_| Error::NoMem)
+    }
 }
 
 /// The channel state. Never borrowed across a call into Python or into a NimBLE function that
 /// can call back (send, connect, disconnect, recv_ready).
 static STATE: Global<State> = Global::new(State {
-    channel: None,
+    listeners: Vec::new(),
+    channels: Vec::new(),
     retired: Vec::new(),
-    connecting: false,
+    connecting: 0,
+    last_token: 0,
 });
-
-/// Moves the channel's pools to the retired list and frees the slot.
-fn retire(s: &mut State) {
-    if let Some(mut ch) = s.channel.take() {
-        ch.close();
-        s.retired.push((ch.rx, ch.tx));
-    }
-}
 
 /// Forgets everything, for a stack (re)start or stop: NimBLE is reinitialised before it runs
 /// again, so none of its old channels can touch these pools.
 pub fn reset(t: NimbleThread) {
     let _ = STATE.with(t, |s| {
-        s.channel = None;
-        s.retired.clear();
-        s.connecting = false;
+        s.listeners = Vec::new();
+        s.channels = Vec::new();
+        s.retired = Vec::new();
+        s.connecting = 0;
     });
 }
 
@@ -246,9 +310,10 @@ pub fn reset(t: NimbleThread) {
 /// reference into it without freeing anything.
 pub fn forget_heap(t: NimbleThread) {
     let _ = STATE.with(t, |s| {
-        core::mem::forget(s.channel.take());
+        core::mem::forget(core::mem::take(&mut s.listeners));
+        core::mem::forget(core::mem::take(&mut s.channels));
         core::mem::forget(core::mem::take(&mut s.retired));
-        s.connecting = false;
+        s.connecting = 0;
     });
 }
 
@@ -287,7 +352,7 @@ fn dispatch_send_ready(t: NimbleThread, conn_handle: ConnHandle, cid: Cid, statu
     event::dispatch(t, &ev);
 }
 
-unsafe extern "C" fn on_event(event: *mut ns::ble_l2cap_event, _arg: *mut c_void) -> c_int {
+unsafe extern "C" fn on_event(event: *mut ns::ble_l2cap_event, arg: *mut c_void) -> c_int {
     if event.is_null() {
         return 0;
     }
@@ -300,7 +365,7 @@ unsafe extern "C" fn on_event(event: *mut ns::ble_l2cap_event, _arg: *mut c_void
         ns::BLE_L2CAP_EVENT_COC_CONNECTED => {
             // SAFETY: the tag says `connect` is the valid member.
             let c = unsafe { u.connect };
-            on_connected(t, ConnHandle(c.conn_handle), c.chan, c.status);
+            on_connected(t, ConnHandle(c.conn_handle), c.chan, c.status, arg as usize);
             0
         }
         ns::BLE_L2CAP_EVENT_COC_DISCONNECTED => {
@@ -330,31 +395,41 @@ unsafe extern "C" fn on_event(event: *mut ns::ble_l2cap_event, _arg: *mut c_void
     }
 }
 
+/// A channel opened (status 0) or failed to. `token` is the callback argument: an outgoing
+/// channel's token, or 0 for an accepted one (known by `chan` since its ACCEPT).
 fn on_connected(
     t: NimbleThread,
     conn_handle: ConnHandle,
     chan: *mut ns::ble_l2cap_chan,
     status: c_int,
+    token: usize,
 ) {
     let info = chan_info(chan);
-    let sync_failure = STATE.with(t, |s| s.connecting).unwrap_or(false);
+    let sync_failure = token != 0 && STATE.with(t, |s| s.connecting == token).unwrap_or(false);
     if status == 0 {
         let ok = STATE
-            .with(t, |s| match s.channel.as_mut() {
-                Some(ch) if !ch.connected => {
-                    ch.chan = chan;
-                    ch.connected = true;
-                    ch.conn_handle = conn_handle;
-                    ch.cid = Cid(info.scid);
-                    ch.our_mtu = info.our_coc_mtu;
-                    ch.peer_mtu = info.peer_coc_mtu;
-                    let cb: L2capEventFn = on_event;
-                    // SAFETY: `chan` is live in its callback and until NimBLE reports it
-                    // disconnected, when the channel forgets it (`close`).
-                    ch.record = unsafe { ChanRecord::check(chan, &info, cb as *mut c_void) };
-                    true
+            .with(t, |s| {
+                let ch = if token != 0 {
+                    s.channels.iter_mut().find(|ch| ch.token == token)
+                } else {
+                    s.by_chan(chan)
+                };
+                match ch {
+                    Some(ch) if !ch.connected => {
+                        ch.chan = chan;
+                        ch.connected = true;
+                        ch.conn_handle = conn_handle;
+                        ch.cid = Cid(info.scid);
+                        ch.our_mtu = info.our_coc_mtu;
+                        ch.peer_mtu = info.peer_coc_mtu;
+                        let cb: L2capEventFn = on_event;
+                        // SAFETY: `chan` is live in its callback and until NimBLE reports it
+                        // disconnected, when the channel is removed from the table.
+                        ch.record = unsafe { ChanRecord::check(chan, &info, cb as *mut c_void) };
+                        true
+                    }
+                    _ => false,
                 }
-                _ => false,
             })
             .unwrap_or(false);
         if ok && is_active() {
@@ -369,52 +444,70 @@ fn on_connected(
         }
     } else {
         if sync_failure {
-            // l2cap_connect reports it as its own error and frees the slot.
+            // l2cap_connect reports it as its own error and frees the entry.
+            return;
+        }
+        let known = STATE
+            .with(t, |s| {
+                if token != 0 {
+                    s.channels.iter().any(|ch| ch.token == token)
+                } else {
+                    s.by_chan(chan).is_some()
+                }
+            })
+            .unwrap_or(false);
+        if !known {
             return;
         }
         if is_active() {
             dispatch_disconnect(t, conn_handle, &info, status.into());
         }
-        let _ = STATE.with(t, |s| match s.channel.as_mut() {
-            Some(ch) if ch.listening => ch.close(),
-            Some(_) => retire(s),
-            None => {}
+        // NimBLE frees the channel without a DISCONNECTED event.
+        let _ = STATE.with(t, |s| {
+            if token != 0 {
+                s.retire_token(token);
+            } else {
+                s.retire_chan(chan);
+            }
         });
     }
 }
 
 fn on_disconnected(t: NimbleThread, conn_handle: ConnHandle, chan: *mut ns::ble_l2cap_chan) {
-    let (sync_failure, have_channel) = STATE
-        .with(t, |s| (s.connecting, s.channel.is_some()))
-        .unwrap_or((false, false));
-    // A connect NimBLE refused inside l2cap_connect: reported as that call's error.
-    if sync_failure || !have_channel {
+    // A connect NimBLE refused inside l2cap_connect never had its `chan` recorded: reported
+    // as that call's error.
+    let known = STATE
+        .with(t, |s| s.by_chan(chan).is_some())
+        .unwrap_or(false);
+    if !known {
         return;
     }
     let info = chan_info(chan);
     if is_active() {
         dispatch_disconnect(t, conn_handle, &info, 0);
     }
-    let _ = STATE.with(t, |s| match s.channel.as_mut() {
-        Some(ch) if ch.listening => ch.close(),
-        Some(_) => retire(s),
-        None => {}
-    });
+    let _ = STATE.with(t, |s| s.retire_chan(chan));
 }
 
 fn on_accept(t: NimbleThread, conn_handle: ConnHandle, chan: *mut ns::ble_l2cap_chan) -> c_int {
-    let free = STATE
-        .with(t, |s| {
-            s.channel
-                .as_ref()
-                .is_some_and(|ch| ch.listening && !ch.connected && ch.chan.is_null())
-        })
-        .unwrap_or(false);
-    if !free || !is_active() {
-        // One channel at a time: a second one on a busy listener gets "no resources".
+    if !is_active() {
         return BLE_HS_ENOMEM;
     }
     let info = chan_info(chan);
+    // The channel gets its pools before the script hears of it: past the maximum, or without
+    // memory, the peer is refused with "no resources" and no event.
+    let made = STATE
+        .with(t, |s| {
+            s.reserve_channel()?;
+            let mut ch = Channel::new(0, info.our_coc_mtu)?;
+            ch.chan = chan;
+            s.channels.push(ch);
+            Ok::<(), Error>(())
+        })
+        .unwrap_or(Err(Error::Busy));
+    if made.is_err() {
+        return BLE_HS_ENOMEM;
+    }
     let accept = Event::L2capAccept {
         conn_handle,
         cid: Cid(info.scid),
@@ -423,21 +516,26 @@ fn on_accept(t: NimbleThread, conn_handle: ConnHandle, chan: *mut ns::ble_l2cap_
         peer_mtu: info.peer_coc_mtu,
     };
     let result = event::dispatch(t, &accept);
-    if result.value != 0 {
-        // NimBLE turns the code into the L2CAP result sent to the peer (spec §6.3).
-        return result.value as c_int;
-    }
     let sdu = STATE
-        .with(t, |s| match s.channel.as_mut() {
-            Some(ch) if ch.listening && !ch.connected => ch.rx.get(),
+        .with(t, |s| match s.by_chan(chan) {
+            Some(ch) if result.value == 0 => ch.rx.get(),
             _ => ptr::null_mut(),
         })
         .unwrap_or(ptr::null_mut());
-    if sdu.is_null() {
-        return BLE_HS_ENOMEM;
+    let rc = if result.value != 0 {
+        // NimBLE turns the code into the L2CAP result sent to the peer (spec §6.3).
+        result.value as c_int
+    } else if sdu.is_null() {
+        BLE_HS_ENOMEM
+    } else {
+        // SAFETY: `chan` is the channel being accepted; `sdu` is a fresh mbuf NimBLE now owns.
+        unsafe { ns::ble_l2cap_recv_ready(chan, sdu) }
+    };
+    if rc != 0 {
+        // NimBLE drops a refused channel without further events.
+        let _ = STATE.with(t, |s| s.retire_chan(chan));
     }
-    // SAFETY: `chan` is the channel being accepted; `sdu` is a fresh mbuf NimBLE now owns.
-    unsafe { ns::ble_l2cap_recv_ready(chan, sdu) }
+    rc
 }
 
 /// What the receive path decided under the borrow, acted on after it.
@@ -461,11 +559,7 @@ fn on_receive(
 ) {
     let next = STATE
         .with(t, |s| {
-            let Some(ch) = s
-                .channel
-                .as_mut()
-                .filter(|ch| ch.chan == chan && ch.connected)
-            else {
+            let Some(ch) = s.by_chan(chan).filter(|ch| ch.connected) else {
                 return RxNext::Drop;
             };
             if ch.rx_pending.is_null() {
@@ -524,9 +618,11 @@ fn on_receive(
             if is_active() {
                 event::dispatch(t, &Event::L2capRecv { conn_handle, cid });
             }
+            // The handler may have closed this channel (and NimBLE reused `chan` for another
+            // one only after a later event), so the lookup is by `chan` again.
             let give = STATE
-                .with(t, |s| match s.channel.as_mut() {
-                    Some(ch) if ch.chan == chan && ch.connected => {
+                .with(t, |s| match s.by_chan(chan) {
+                    Some(ch) if ch.connected => {
                         ch.in_recv_irq = false;
                         ch.record.filter(|_| ch.rx_pending.is_null())
                     }
@@ -555,10 +651,11 @@ fn on_unstalled(
     chan: *mut ns::ble_l2cap_chan,
     status: c_int,
 ) {
-    // The credit stall is over; SEND_READY now unless the pool stall still owes it.
+    // This channel's credit stall is over; its SEND_READY now unless its pool stall still
+    // owes it.
     let cid = STATE
-        .with(t, |s| match s.channel.as_mut() {
-            Some(ch) if ch.chan == chan && ch.connected => {
+        .with(t, |s| match s.by_chan(chan) {
+            Some(ch) if ch.connected => {
                 ch.credit_stalled = false;
                 (!ch.mem_stalled).then_some(ch.cid)
             }
@@ -570,77 +667,88 @@ fn on_unstalled(
     }
 }
 
-/// After each poll: a send that backed off for the shared pool is told it may go on once the
-/// pool is at least three-quarters free again, unless NimBLE still waits for credits to finish
-/// the SDU (then its TX_UNSTALLED event raises SEND_READY).
+/// After each poll: every channel whose send backed off for the shared pool is told it may go
+/// on once the pool is at least three-quarters free again, unless NimBLE still waits for that
+/// channel's credits to finish its SDU (then its TX_UNSTALLED event raises SEND_READY). Also
+/// drops the pools retired during the poll: every NimBLE callback has returned.
 pub fn check_mem_unstall(t: NimbleThread) {
     // SAFETY: plain reads of NimBLE's msys counters on the NimBLE thread.
     let (free, count) = unsafe { (ns::os_msys_num_free(), ns::os_msys_count()) };
-    if !mem_recovered(free, count) {
-        return;
-    }
+    let recovered = mem_recovered(free, count);
     let ready = STATE
-        .with(t, |s| match s.channel.as_mut() {
-            Some(ch) if ch.mem_stalled && ch.connected => {
-                ch.mem_stalled = false;
-                (!ch.credit_stalled).then_some((ch.conn_handle, ch.cid))
+        .with(t, |s| {
+            s.retired.clear();
+            let mut ready = Vec::new();
+            if !recovered {
+                return ready;
             }
-            _ => None,
+            for ch in s.channels.iter_mut() {
+                if ch.mem_stalled && ch.connected {
+                    ch.mem_stalled = false;
+                    if !ch.credit_stalled {
+                        ready.push((ch.conn_handle, ch.cid));
+                    }
+                }
+            }
+            ready
         })
-        .flatten();
-    if let (Some((conn, cid)), true) = (ready, is_active()) {
-        dispatch_send_ready(t, conn, cid, 0);
+        .unwrap_or_default();
+    for (conn, cid) in ready {
+        if is_active() {
+            dispatch_send_ready(t, conn, cid, 0);
+        }
     }
 }
 
 // --- Operations ------------------------------------------------------------------------------------
 
-/// Takes the slot for a new channel; `EALREADY` if one exists.
-fn claim(t: NimbleThread, listening: bool, mtu: u16) -> Result<(), Error> {
-    STATE
-        .with(t, |s| {
-            if s.channel.is_some() {
-                return Err(Error::Already);
-            }
-            // No NimBLE channel uses a retired pool any more: they closed before now.
-            s.retired.clear();
-            s.channel = Some(Channel::new(listening, mtu)?);
-            Ok(())
-        })
-        .unwrap_or(Err(Error::Busy))
-}
-
-fn release_slot(t: NimbleThread) {
-    let _ = STATE.with(t, retire);
-}
-
-/// `l2cap_listen(psm, mtu)`.
+/// `l2cap_listen(psm, mtu)`: `EALREADY` if already listening on `psm`, `ENOMEM` with
+/// [`MAX_CHANNELS`] PSMs listening.
 pub fn listen(t: NimbleThread, psm: Psm, mtu: u16) -> Result<(), Error> {
     require_active()?;
-    claim(t, true, mtu)?;
-    // SAFETY: plain NimBLE call on the NimBLE thread; the callback is a plain fn.
+    STATE
+        .with(t, |s| {
+            if s.listeners.contains(&psm) {
+                return Err(Error::Already);
+            }
+            if s.listeners.len() >= MAX_CHANNELS {
+                return Err(Error::NoMem);
+            }
+            s.listeners.try_reserve(1).map_err(|_| Error::NoMem)
+        })
+        .unwrap_or(Err(Error::Busy))?;
+    // SAFETY: plain NimBLE call on the NimBLE thread; the callback is a plain fn, its argument
+    // null (accepted channels are known by their NimBLE channel).
     let rc = unsafe { ns::ble_l2cap_create_server(psm.0, mtu, Some(on_event), ptr::null_mut()) };
-    if rc != 0 {
-        release_slot(t);
-    }
-    check(rc)
+    check(rc)?;
+    let _ = STATE.with(t, |s| s.listeners.push(psm));
+    Ok(())
 }
 
-/// `l2cap_connect(conn_handle, psm, mtu)`. A refusal frees the slot (unlike the C module).
+/// `l2cap_connect(conn_handle, psm, mtu)`: `ENOMEM` with [`MAX_CHANNELS`] channels open or
+/// opening. A refusal frees the entry (unlike the C module, which keeps its slot).
 pub fn connect(t: NimbleThread, conn_handle: ConnHandle, psm: Psm, mtu: u16) -> Result<(), Error> {
     require_active()?;
-    claim(t, false, mtu)?;
-    let sdu = STATE
+    let (token, sdu) = STATE
         .with(t, |s| {
-            s.connecting = true;
-            s.channel.as_mut().map_or(ptr::null_mut(), |ch| ch.rx.get())
+            // No NimBLE channel uses a retired pool any more: they closed before this call.
+            s.retired.clear();
+            s.reserve_channel()?;
+            s.last_token = s.last_token.wrapping_add(1).max(1);
+            let token = s.last_token;
+            let mut ch = Channel::new(token, mtu)?;
+            let sdu = ch.rx.get();
+            s.channels.push(ch);
+            s.connecting = token;
+            Ok((token, sdu))
         })
-        .unwrap_or(ptr::null_mut());
+        .unwrap_or(Err(Error::Busy))?;
     let rc = if sdu.is_null() {
         BLE_HS_ENOMEM
     } else {
         // SAFETY: plain NimBLE call; `sdu` is a fresh mbuf from the channel's pool, which
-        // outlives NimBLE's use of it (retired, not freed, when the channel ends).
+        // outlives NimBLE's use of it (retired, not freed, when the channel ends). The token
+        // is an opaque number NimBLE hands back to `on_event`.
         unsafe {
             ns::ble_l2cap_connect(
                 conn_handle.0,
@@ -648,35 +756,32 @@ pub fn connect(t: NimbleThread, conn_handle: ConnHandle, psm: Psm, mtu: u16) -> 
                 mtu,
                 sdu,
                 Some(on_event),
-                ptr::null_mut(),
+                token as *mut c_void,
             )
         }
     };
-    let _ = STATE.with(t, |s| s.connecting = false);
-    if rc != 0 {
-        release_slot(t);
-    }
+    let _ = STATE.with(t, |s| {
+        s.connecting = 0;
+        if rc != 0 {
+            s.retire_token(token);
+        }
+    });
     check(rc)
 }
 
-/// `l2cap_disconnect(conn_handle, cid)`: `EINVAL` unless it names the open channel.
+/// `l2cap_disconnect(conn_handle, cid)`: `EINVAL` unless it names an open channel.
 pub fn disconnect(t: NimbleThread, conn_handle: ConnHandle, cid: Cid) -> Result<(), Error> {
     require_active()?;
     let chan = STATE
-        .with(t, |s| {
-            s.channel
-                .as_ref()
-                .filter(|ch| ch.matches(conn_handle, cid))
-                .map(|ch| ch.chan)
-        })
+        .with(t, |s| s.open(conn_handle, cid).map(|ch| ch.chan))
         .flatten()
         .ok_or(Error::InvalidArg)?;
-    // SAFETY: `chan` is the open channel; NimBLE reports the end with an event.
+    // SAFETY: `chan` is an open channel; NimBLE reports the end with an event.
     check(unsafe { ns::ble_l2cap_disconnect(chan) })
 }
 
 /// `l2cap_send(conn_handle, cid, data)`: `Ok(true)` when more may be sent now, `Ok(false)`
-/// when stalled (wait for `_IRQ_L2CAP_SEND_READY`).
+/// when this channel is stalled (wait for its `_IRQ_L2CAP_SEND_READY`).
 pub fn send(
     t: NimbleThread,
     conn_handle: ConnHandle,
@@ -686,11 +791,7 @@ pub fn send(
     require_active()?;
     let (chan, sdu) = STATE
         .with(t, |s| {
-            let ch = s
-                .channel
-                .as_mut()
-                .filter(|ch| ch.matches(conn_handle, cid))
-                .ok_or(Error::InvalidArg)?;
+            let ch = s.open(conn_handle, cid).ok_or(Error::InvalidArg)?;
             if !send_len_ok(data.len(), ch.our_mtu, ch.peer_mtu) {
                 return Err(Error::InvalidArg);
             }
@@ -709,7 +810,7 @@ pub fn send(
             Ok((ch.chan, sdu))
         })
         .unwrap_or(Err(Error::Busy))?;
-    // SAFETY: `chan` is the open channel; NimBLE takes `sdu` on success or stall.
+    // SAFETY: `chan` is an open channel; NimBLE takes `sdu` on success or stall.
     let rc = unsafe { ns::ble_l2cap_send(chan, sdu) };
     let mut stalled = false;
     let result = match rc {
@@ -717,7 +818,7 @@ pub fn send(
         BLE_HS_ESTALLED => {
             stalled = true;
             let _ = STATE.with(t, |s| {
-                if let Some(ch) = s.channel.as_mut().filter(|ch| ch.chan == chan) {
+                if let Some(ch) = s.by_chan(chan) {
                     ch.credit_stalled = true;
                 }
             });
@@ -732,11 +833,13 @@ pub fn send(
         // Other failures happen after NimBLE took the SDU (and freed it).
         rc => check(rc),
     };
+    // The shared pool is every channel's: the channel that finds it low backs off and is
+    // owed its own SEND_READY; others find out on their own next send.
     // SAFETY: plain reads of NimBLE's msys counters.
     let (free, count) = unsafe { (ns::os_msys_num_free(), ns::os_msys_count()) };
     if mem_stall(free, count) {
         let _ = STATE.with(t, |s| {
-            if let Some(ch) = s.channel.as_mut().filter(|ch| ch.chan == chan) {
+            if let Some(ch) = s.by_chan(chan) {
                 ch.mem_stalled = true;
             }
         });
@@ -758,11 +861,7 @@ pub fn recvinto(
     require_active()?;
     let (n, give, chan) = STATE
         .with(t, |s| {
-            let ch = s
-                .channel
-                .as_mut()
-                .filter(|ch| ch.matches(conn_handle, cid))
-                .ok_or(Error::InvalidArg)?;
+            let ch = s.open(conn_handle, cid).ok_or(Error::InvalidArg)?;
             // SAFETY: the pending chain is ours and valid.
             let avail = unsafe { sys::mbuf::chain_len(ch.rx_pending) };
             let Some(buf) = buf else {
@@ -840,6 +939,18 @@ mod tests {
         }
         // Huge MTUs are capped rather than allocating per credit.
         assert!(rx_pool_blocks(65535) < 10 * (65535usize.div_ceil(block_data_len()) + 2));
+    }
+
+    #[test]
+    fn heap_per_channel_at_mtu_512_is_what_the_docs_say() {
+        // docs/api.md, "Several L2CAP channels": 7 send and 14 receive blocks
+        // of 256 bytes, 5,376 bytes (the same with 32- and 64-bit mbuf headers).
+        assert_eq!(tx_pool_blocks(512), 7);
+        assert_eq!(rx_pool_blocks(512), 14);
+        assert_eq!(
+            (tx_pool_blocks(512) + rx_pool_blocks(512)) * BLOCK_SIZE,
+            5376
+        );
     }
 
     #[test]

@@ -1445,6 +1445,285 @@ fn l2cap_send_ready_waits_for_credits_after_the_pool_recovers() {
     assert_eq!(st, OK, "NimBLE took the next SDU");
 }
 
+/// The peer's LE Credit Based Connection Request on `psm` from its `peer_cid` (MTU 256, MPS
+/// 100, `credits`), with signalling identifier `id`; returns our CID from the response, which
+/// must accept.
+fn peer_opens_channel(conn: u16, id: u8, psm: u16, peer_cid: u16, credits: u16) -> u16 {
+    let mut req = vec![0x14, id, 10, 0];
+    for v in [psm, peer_cid, 256, 100, credits] {
+        req.extend(v.to_le_bytes());
+    }
+    with_controller(|c| c.l2cap_to_host(conn, CID_SIG, &req));
+    advance(5);
+    let sig = with_controller(|c| c.take_pdus(CID_SIG));
+    assert_eq!(sig.len(), 1, "{sig:?}");
+    let rsp = &sig[0].payload;
+    assert_eq!(
+        &rsp[0..2],
+        &[0x15, id],
+        "LE Credit Based Connection Response"
+    );
+    assert_eq!(&rsp[12..14], &[0, 0], "accepted");
+    u16::from_le_bytes([rsp[4], rsp[5]])
+}
+
+fn l2cap_send(conn: u16, cid: u16, data: &[u8]) -> (Status, bool) {
+    let mut more = false;
+    // SAFETY: `data` is readable for its length; `more` is writable.
+    let st = unsafe { ffi::ubt_l2cap_send(conn, cid, data.as_ptr(), data.len(), &mut more) };
+    (st, more)
+}
+
+fn l2cap_pending(conn: u16, cid: u16) -> usize {
+    let mut len = 0;
+    // SAFETY: a null buffer asks for the count; `len` is valid.
+    let st = unsafe { ffi::ubt_l2cap_recvinto(conn, cid, core::ptr::null_mut(), &mut len) };
+    assert_eq!(st, OK);
+    len
+}
+
+/// The LE Flow Control Credit packets the host sent: (our CID, credits).
+fn credits_out() -> Vec<(u16, u16)> {
+    with_controller(|c| c.take_pdus(CID_SIG))
+        .into_iter()
+        .map(|p| p.payload)
+        .filter(|p| p[0] == 0x16)
+        .map(|p| {
+            (
+                u16::from_le_bytes([p[4], p[5]]),
+                u16::from_le_bytes([p[6], p[7]]),
+            )
+        })
+        .collect()
+}
+
+/// Two channels on one link, through two listening PSMs: each has its own data, its own
+/// credits back to the peer and its own send stall. A receiver that does not read one channel
+/// and a peer that gives one channel no credits leave the other channel running.
+#[test]
+fn l2cap_two_channels_on_one_link_keep_their_own_credits() {
+    let _sim = started();
+    assert_eq!(ffi::ubt_l2cap_listen(0x80, 512), OK);
+    assert_eq!(ffi::ubt_l2cap_listen(0x81, 512), OK, "a second PSM");
+    assert_eq!(
+        ffi::ubt_l2cap_listen(0x80, 512),
+        errno::EALREADY,
+        "the same PSM again"
+    );
+    let conn = connect_as_peripheral();
+    // Channel A gets 1 credit from the peer, channel B 5.
+    let a = peer_opens_channel(conn, 1, 0x80, 0x40, 1);
+    let b = peer_opens_channel(conn, 2, 0x81, 0x41, 5);
+    assert_ne!(a, b);
+    let (ia, ib) = (i64::from(a), i64::from(b));
+    assert_eq!(
+        events(),
+        vec![
+            ev(
+                IRQ_L2CAP_ACCEPT,
+                vec![int(1), int(ia), int(0x80), int(512), int(256)]
+            ),
+            ev(
+                IRQ_L2CAP_CONNECT,
+                vec![int(1), int(ia), int(0x80), int(512), int(256)]
+            ),
+            ev(
+                IRQ_L2CAP_ACCEPT,
+                vec![int(1), int(ib), int(0x81), int(512), int(256)]
+            ),
+            ev(
+                IRQ_L2CAP_CONNECT,
+                vec![int(1), int(ib), int(0x81), int(512), int(256)]
+            ),
+        ]
+    );
+
+    // Receiving: one SDU on each; only B is read, so only B's peer gets credits back.
+    with_controller(|c| {
+        c.l2cap_to_host(conn, a, b"\x05\x00hello");
+        c.l2cap_to_host(conn, b, b"\x05\x00world");
+    });
+    advance(5);
+    assert_eq!(
+        events(),
+        vec![
+            ev(IRQ_L2CAP_RECV, vec![int(1), int(ia)]),
+            ev(IRQ_L2CAP_RECV, vec![int(1), int(ib)]),
+        ]
+    );
+    let mut out = [0u8; 16];
+    let mut len = out.len();
+    // SAFETY: `out` is writable for `len` bytes; `len` is valid.
+    let st = unsafe { ffi::ubt_l2cap_recvinto(conn, b, out.as_mut_ptr(), &mut len) };
+    assert_eq!(st, OK);
+    assert_eq!(&out[..len], b"world");
+    advance(5);
+    let credits = credits_out();
+    assert_eq!(credits.len(), 1, "{credits:?}");
+    assert_eq!(credits[0].0, b, "credits for B only");
+    assert_eq!(l2cap_pending(conn, a), 5, "A's data still waits");
+    // B keeps receiving while A is not read.
+    with_controller(|c| c.l2cap_to_host(conn, b, b"\x02\x00ok"));
+    advance(5);
+    assert_eq!(events(), vec![ev(IRQ_L2CAP_RECV, vec![int(1), int(ib)])]);
+    assert_eq!(l2cap_pending(conn, b), 2);
+
+    // Sending: a 150-byte SDU needs two K-frames (MPS 100); A has one credit and stalls.
+    let data: Vec<u8> = (0..150u32).map(|i| i as u8).collect();
+    assert_eq!(l2cap_send(conn, a, &data), (OK, false), "A stalled");
+    assert_eq!(l2cap_send(conn, a, b"x").0, errno::EBUSY, "A is busy");
+    assert_eq!(l2cap_send(conn, b, &data), (OK, true), "B is not");
+    advance(5);
+    assert_eq!(
+        with_controller(|c| c.take_pdus(0x40)).len(),
+        1,
+        "A's first K-frame"
+    );
+    assert_eq!(
+        with_controller(|c| c.take_pdus(0x41)).len(),
+        2,
+        "all of B's SDU"
+    );
+    assert_eq!(
+        events(),
+        vec![],
+        "no SEND_READY for A without credits, none for B"
+    );
+
+    // The peer's credit for A: the rest of A's SDU, and SEND_READY for A alone.
+    let mut credit = vec![0x16, 3, 4, 0];
+    credit.extend(0x40u16.to_le_bytes());
+    credit.extend(3u16.to_le_bytes());
+    with_controller(|c| c.l2cap_to_host(conn, CID_SIG, &credit));
+    advance(5);
+    assert_eq!(with_controller(|c| c.take_pdus(0x40)).len(), 1);
+    assert_eq!(
+        events(),
+        vec![ev(IRQ_L2CAP_SEND_READY, vec![int(1), int(ia), int(0)])]
+    );
+
+    // Closing B leaves A open.
+    assert_eq!(ffi::ubt_l2cap_disconnect(conn, b), OK);
+    advance(5);
+    let req = with_controller(|c| c.take_pdus(CID_SIG)).remove(0).payload;
+    assert_eq!(req[0], 0x06, "Disconnection Request");
+    let mut rsp = vec![0x07, req[1], 4, 0];
+    rsp.extend(&req[4..8]);
+    with_controller(|c| c.l2cap_to_host(conn, CID_SIG, &rsp));
+    advance(5);
+    assert_eq!(
+        events(),
+        vec![ev(
+            IRQ_L2CAP_DISCONNECT,
+            vec![int(1), int(ib), int(0x81), int(0)]
+        )]
+    );
+    assert_eq!(l2cap_pending(conn, a), 5);
+    assert_eq!(l2cap_send(conn, a, b"still"), (OK, true));
+}
+
+/// NimBLE's shared pool is every channel's: two channels that each found it at most half free
+/// each get their own SEND_READY once it recovers.
+#[test]
+fn l2cap_each_channel_stalled_on_the_shared_pool_gets_its_own_send_ready() {
+    let _sim = started();
+    let h = register_one_characteristic();
+    assert_eq!(ffi::ubt_l2cap_listen(0x80, 512), OK);
+    let conn = connect_as_peripheral();
+    let a = peer_opens_channel(conn, 1, 0x80, 0x40, 10);
+    let b = peer_opens_channel(conn, 2, 0x80, 0x41, 10);
+    events();
+    // The controller's 8 ACL buffers fill and stay taken, so 3 more packets queue in the
+    // host, each holding two blocks of NimBLE's shared pool (12): half of it.
+    with_controller(|c| c.complete_acl = false);
+    for i in 0..11u8 {
+        // SAFETY: `[i]` is readable for its length.
+        let st = unsafe { ffi::ubt_gatts_notify(conn, h, buf(&[i]), false) };
+        assert_eq!(st, OK);
+        advance(5);
+    }
+    assert_eq!(
+        l2cap_send(conn, a, b"one"),
+        (OK, false),
+        "A finds the pool half used"
+    );
+    assert_eq!(l2cap_send(conn, b, b"two"), (OK, false), "so does B");
+    advance(5);
+    assert_eq!(events(), vec![]);
+    with_controller(|c| {
+        c.complete_acl = true;
+        c.number_of_completed_packets(conn, 8);
+    });
+    advance(5);
+    let mut evs = events();
+    evs.sort_by_key(|e| format!("{:?}", e.args));
+    let mut want = vec![
+        ev(
+            IRQ_L2CAP_SEND_READY,
+            vec![int(1), int(i64::from(a)), int(0)],
+        ),
+        ev(
+            IRQ_L2CAP_SEND_READY,
+            vec![int(1), int(i64::from(b)), int(0)],
+        ),
+    ];
+    want.sort_by_key(|e| format!("{:?}", e.args));
+    assert_eq!(evs, want);
+    assert_eq!(with_controller(|c| c.take_pdus(0x40)).len(), 1);
+    assert_eq!(with_controller(|c| c.take_pdus(0x41)).len(), 1);
+}
+
+/// Up to the build's maximum of channels at once: past it `l2cap_connect` raises
+/// `OSError(ENOMEM)` and a peer's request is refused with "no resources" (0x0004), without an
+/// event. A channel that ends frees its place.
+#[test]
+fn l2cap_channels_past_the_maximum() {
+    let max = crate::host::l2cap::MAX_CHANNELS;
+    assert!(max >= 2, "the default build allows several channels");
+    let _sim = started();
+    let conn = connect_as_central();
+    for _ in 0..max {
+        assert_eq!(ffi::ubt_l2cap_connect(conn, 0x80, 512), OK);
+    }
+    assert_eq!(ffi::ubt_l2cap_connect(conn, 0x80, 512), errno::ENOMEM);
+    advance(5);
+    let reqs = with_controller(|c| c.take_pdus(CID_SIG));
+    assert_eq!(
+        reqs.len(),
+        max,
+        "one request per channel, none past the maximum"
+    );
+
+    // The peer asks for a channel too: refused, and the script hears nothing of it.
+    assert_eq!(ffi::ubt_l2cap_listen(0x90, 512), OK);
+    let mut req = vec![0x14, 0x77, 10, 0];
+    for v in [0x90u16, 0x40, 256, 100, 5] {
+        req.extend(v.to_le_bytes());
+    }
+    with_controller(|c| c.l2cap_to_host(conn, CID_SIG, &req));
+    advance(5);
+    let rsp = with_controller(|c| c.take_pdus(CID_SIG)).remove(0).payload;
+    assert_eq!(&rsp[0..2], &[0x15, 0x77]);
+    assert_eq!(&rsp[12..14], &4u16.to_le_bytes(), "no resources");
+    assert_eq!(events(), vec![]);
+
+    // The peer refuses our first request (LE_PSM not supported): that channel is gone ...
+    let first = &reqs[0].payload;
+    let mut refuse = vec![0x15, first[1], 10, 0];
+    for v in [0u16, 0, 0, 0, 2] {
+        refuse.extend(v.to_le_bytes());
+    }
+    with_controller(|c| c.l2cap_to_host(conn, CID_SIG, &refuse));
+    advance(5);
+    let evs = events();
+    assert_eq!(evs.len(), 1, "{evs:?}");
+    assert_eq!(evs[0].num, IRQ_L2CAP_DISCONNECT);
+    assert_ne!(evs[0].args[3], int(0), "a failed connect");
+    // ... so one more fits, and again no more.
+    assert_eq!(ffi::ubt_l2cap_connect(conn, 0x80, 512), OK);
+    assert_eq!(ffi::ubt_l2cap_connect(conn, 0x80, 512), errno::ENOMEM);
+}
+
 // --- A peer or a controller that stops answering ----------------------------------------------
 
 /// NimBLE's ATT transaction timeout (Core spec Vol 3 Part F 3.3.3: 30 s).

@@ -1,7 +1,8 @@
 # L2CAP methods with an active stack but no peer (spec sections 5.7, 16 quirks 15 and 17):
-# the single channel slot, EINVAL for a channel that does not exist, a refused l2cap_connect
-# freeing the slot (the C module leaks it until restart), ENODEV once stopped, and a fresh
-# slot after a restart.
+# EINVAL for a channel that does not exist, a refused l2cap_connect freeing its place (the
+# C module leaks its one slot until restart), several listening PSMs (beyond the C module's
+# one channel object: EALREADY only for the same PSM twice, ENOMEM past the build's maximum,
+# 8 on Unix), ENODEV once stopped, and fresh state after a restart.
 # needs: controllers=1
 import bluetooth
 
@@ -34,10 +35,18 @@ t('connect no link', lambda: ble.l2cap_connect(5, 22, 450))
 t('connect no link again', lambda: ble.l2cap_connect(5, 22, 450))
 t('connect huge mtu', lambda: ble.l2cap_connect(5, 22, 1 << 20))
 
-print('-- one channel object')
+print('-- several listening PSMs')
 t('listen', lambda: ble.l2cap_listen(22, 450))
-t('listen again', lambda: ble.l2cap_listen(23, 450))
+t('listen on another PSM', lambda: ble.l2cap_listen(23, 450))
+t('listen again on the same PSM', lambda: ble.l2cap_listen(22, 450))
 t('connect while listening', lambda: ble.l2cap_connect(0, 22, 450))
+psms = 2
+try:
+    while psms < 100:
+        ble.l2cap_listen(24 + psms, 450)
+        psms += 1
+except OSError as e:
+    print('listening on', psms, 'PSMs, then OSError', e.errno)
 t('send on listener', lambda: ble.l2cap_send(0, 0x40, b'x'))
 t('disconnect listener', lambda: ble.l2cap_disconnect(0, 0x40))
 
@@ -47,7 +56,7 @@ t('listen', lambda: ble.l2cap_listen(22, 450))
 t('connect', lambda: ble.l2cap_connect(0, 22, 450))
 t('send', lambda: ble.l2cap_send(0, 0x40, b'abc'))
 
-print('-- restarted: the slot is free again')
+print('-- restarted: fresh state')
 print('active', ble.active(True))
 t('listen', lambda: ble.l2cap_listen(22, 10))
 t('listen again', lambda: ble.l2cap_listen(22, 10))

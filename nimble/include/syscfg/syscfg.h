@@ -25,8 +25,9 @@ void *ubt_nimble_realloc(void *ptr, size_t size);
 
 /* --- Build settings ----------------------------------------------------------------------
  * Limits a firmware may choose at build time: nimble-sys's build.rs turns the environment
- * variables of the same names into -D flags for both the C compiler and bindgen, so Rust sees
- * the same values NimBLE was compiled with (docs/building.md, "Build settings"). */
+ * variables of the same names into -D flags for the C compiler and a forced-include header for
+ * bindgen, so Rust sees the same values NimBLE was compiled with (docs/building.md, "Build
+ * settings"). */
 #ifndef UBT_MAX_CONNECTIONS
 /* Cortex-M parts keep the C module's 4 links (RAM); a Unix host can afford 8. Both NimBLE's C
  * compiler and bindgen (clang --target=thumbv7em-...) define the ACLE profile macro, so they
@@ -38,7 +39,14 @@ void *ubt_nimble_realloc(void *ptr, size_t size);
 #endif
 #endif
 #ifndef UBT_L2CAP_MAX_CHANNELS
-#define UBT_L2CAP_MAX_CHANNELS 1
+/* Each open channel takes about 5 KiB of heap for its buffers (docs/api.md, "Several L2CAP
+ * channels"), only while open: fewer on a microcontroller. Both the C compiler and bindgen see
+ * __arm__ for thumbv7em. */
+#if defined(__arm__)
+#define UBT_L2CAP_MAX_CHANNELS 4
+#else
+#define UBT_L2CAP_MAX_CHANNELS 8
+#endif
 #endif
 
 /* Logging is compiled out entirely. */
@@ -124,8 +132,12 @@ void *ubt_nimble_realloc(void *ptr, size_t size);
 #define MYNEWT_VAL_BLE_GATT_SIGNED_WRITE (1)
 
 /* --- L2CAP ----------------------------------------------------------------------------- */
+/* The three fixed channels (ATT, signalling, SM) of each link; NimBLE's channel pool adds
+ * BLE_L2CAP_COC_MAX_NUM for connection-oriented channels on top. */
 #define MYNEWT_VAL_BLE_L2CAP_MAX_CHANS (3 * MYNEWT_VAL_BLE_MAX_CONNECTIONS)
-#define MYNEWT_VAL_BLE_L2CAP_SIG_MAX_PROCS (1)
+/* Signalling procedures in flight: a connect or disconnect per channel, a parameter update per
+ * link, so a script can open or close several channels without waiting for each. */
+#define MYNEWT_VAL_BLE_L2CAP_SIG_MAX_PROCS (UBT_L2CAP_MAX_CHANNELS + UBT_MAX_CONNECTIONS)
 #define MYNEWT_VAL_BLE_L2CAP_JOIN_RX_FRAGS (1)
 #define MYNEWT_VAL_BLE_L2CAP_RX_FRAG_TIMEOUT (30000)
 #define MYNEWT_VAL_BLE_L2CAP_COC_MAX_NUM (UBT_L2CAP_MAX_CHANNELS)
