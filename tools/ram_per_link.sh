@@ -6,10 +6,13 @@
 #   tools/ram_per_link.sh [thumb|host] [N]     (defaults: thumb 4; host means gcc, e.g. 8)
 #
 # Only NimBLE's pools grow with the setting; the Rust crate has no table sized per link.
+# SETTING=UBT_L2CAP_MAX_CHANNELS measures one more L2CAP channel the same way (the other
+# setting keeps its default).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${1:-thumb}
 TREE=${NIMBLE_DIR:-$ROOT/.cache/mynewt-nimble}
+SETTING=${SETTING:-UBT_MAX_CONNECTIONS}
 case $TARGET in
 thumb)
     CC=arm-none-eabi-gcc SIZE=arm-none-eabi-size N=${2:-4}
@@ -30,7 +33,7 @@ ram() {
     mkdir -p "$out"
     for src in $(list HOST_SOURCES); do
         "$CC" -std=gnu99 -ffunction-sections -fdata-sections -w -DNDEBUG \
-            -DUBT_MAX_CONNECTIONS="$1" "${ARCH[@]}" "${INCS[@]}" \
+            -D"$SETTING=$1" "${ARCH[@]}" "${INCS[@]}" \
             -c "$TREE/$src" -o "$out/$(echo "$src" | tr / _).o"
     done
     "$SIZE" -t "$out"/*.o | tail -1 | awk '{print $2 + $3}'
@@ -38,4 +41,4 @@ ram() {
 
 a=$(ram "$N")
 b=$(ram $((N + 1)))
-echo "$TARGET: .data+.bss with $N links $a bytes, with $((N + 1)) links $b bytes: $((b - a)) per link"
+echo "$TARGET $SETTING: .data+.bss at $N $a bytes, at $((N + 1)) $b bytes: $((b - a)) per unit"
