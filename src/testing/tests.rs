@@ -457,11 +457,14 @@ fn update_as_peripheral_without_the_ll_procedure_uses_l2cap_and_reports_a_refusa
 
 #[test]
 fn update_conn_argument_errors() {
+    // Inactive, under the simulation's lock: other tests start the stack in parallel.
+    let sim = Sim::new();
     assert_eq!(
         ffi::ubt_ble_gap_update_conn(1, 15_000, 30_000, 0, 2_560),
         errno::ENODEV,
         "inactive"
     );
+    drop(sim);
     let _sim = started();
     assert_eq!(
         ffi::ubt_ble_gap_update_conn(7, 15_000, 30_000, 0, 2_560),
