@@ -4,7 +4,7 @@
 
 use core::ffi::{c_int, c_void};
 use core::ptr;
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use nimble_sys as ns;
 
@@ -24,6 +24,38 @@ static ADDR_MODE: AtomicU8 = AtomicU8::new(0);
 /// NimBLE's "no timeout" duration (`BLE_HS_FOREVER`, `INT32_MAX`), which bindgen cannot
 /// evaluate against newlib's headers.
 const BLE_HS_FOREVER: i32 = i32::MAX;
+
+/// Links open now: successful CONNECT events less DISCONNECT events since the stack started.
+static LINKS: AtomicU8 = AtomicU8::new(0);
+/// The advertising last started takes connections (meaningful while NimBLE says advertising
+/// is on; a connection ends it).
+static ADV_CONNECTABLE: AtomicBool = AtomicBool::new(false);
+
+/// Whether a second procedure that ends in a new link (connectable advertising, `gap_connect`)
+/// may start while the other runs. NimBLE looks for a free link slot only as each starts, and
+/// when both complete with one slot left it uses a null connection for the second and
+/// crashes; so both may run only while two slots are free.
+pub fn second_link_procedure_fits(links: u8, max: u8) -> bool {
+    max.saturating_sub(links) >= 2
+}
+
+/// Refuses the second of connectable advertising and `gap_connect` with `ENOMEM` (as NimBLE
+/// refuses either with no slot left) unless two link slots are free. `other_running` says
+/// whether the other procedure is on now.
+fn check_second_link_procedure(other_running: bool) -> Result<(), Error> {
+    let max = ns::MYNEWT_VAL_BLE_MAX_CONNECTIONS as u8;
+    if other_running && !second_link_procedure_fits(LINKS.load(Ordering::Acquire), max) {
+        return Err(Error::NoMem);
+    }
+    Ok(())
+}
+
+/// Forgets the links of the last run, at each stack start (the stop suppressed their
+/// DISCONNECT events).
+pub fn reset(_t: NimbleThread) {
+    LINKS.store(0, Ordering::Release);
+    ADV_CONNECTABLE.store(false, Ordering::Release);
+}
 
 fn own_addr_type() -> u8 {
     OWN_ADDR_TYPE.load(Ordering::Acquire)
@@ -170,6 +202,10 @@ pub fn advertise_start(
     connectable: bool,
 ) -> Result<(), Error> {
     require_active()?;
+    if connectable {
+        // SAFETY: plain NimBLE query on the NimBLE thread.
+        check_second_link_procedure(unsafe { ns::ble_gap_conn_active() } != 0)?;
+    }
     advertise_stop(t);
     if let Some(data) = adv_data {
         if data.len() > ADV_DATA_MAX {
@@ -207,7 +243,9 @@ pub fn advertise_start(
             Some(gap_event_as_peripheral),
             ptr::null_mut(),
         )
-    })
+    })?;
+    ADV_CONNECTABLE.store(connectable, Ordering::Release);
+    Ok(())
 }
 
 // --- Connections ----------------------------------------------------------------------------------
@@ -293,6 +331,7 @@ unsafe fn gap_event(t: NimbleThread, role: OurRole, event: *mut ns::ble_gap_even
             let c = unsafe { &u.connect };
             let conn_handle = ConnHandle(c.conn_handle);
             if c.status == 0 {
+                LINKS.fetch_add(1, Ordering::AcqRel);
                 if let Some(desc) = sys::addr::conn_desc(t, conn_handle) {
                     let peer = desc.peer_id_addr;
                     event::dispatch(t, &role.conn_event(true, conn_handle, peer.type_, peer.val));
@@ -305,6 +344,7 @@ unsafe fn gap_event(t: NimbleThread, role: OurRole, event: *mut ns::ble_gap_even
         ns::BLE_GAP_EVENT_DISCONNECT => {
             // SAFETY: tag is DISCONNECT.
             let d = unsafe { &u.disconnect };
+            let _ = LINKS.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
             let conn_handle = ConnHandle(d.conn.conn_handle);
             let peer = d.conn.peer_id_addr;
             event::dispatch(
@@ -396,6 +436,9 @@ pub fn connect(
     max_conn_interval_us: i32,
 ) -> Result<(), Error> {
     require_active()?;
+    // SAFETY: plain NimBLE query on the NimBLE thread.
+    let advertising = unsafe { ns::ble_gap_adv_active() } != 0;
+    check_second_link_procedure(advertising && ADV_CONNECTABLE.load(Ordering::Acquire))?;
     // SAFETY: plain NimBLE query on the NimBLE thread.
     if unsafe { ns::ble_gap_disc_active() } != 0 {
         scan_stop(t)?;

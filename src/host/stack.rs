@@ -59,6 +59,7 @@ pub fn start_begin(t: NimbleThread) -> Result<(), Error> {
     npl::reset(t);
     transport::reset(t);
     gattc::reset(t);
+    gap::reset(t);
     l2cap::reset(t);
     match port::uart_open(sched::WAKEUP) {
         // A setting that can never work: say so now rather than after the start-up timeout.

@@ -1812,3 +1812,76 @@ fn a_controller_that_stops_answering_fails_the_call_and_the_stack_still_stops() 
     with_controller(|c| c.answers_left = u32::MAX);
     assert_eq!(start(), OK);
 }
+
+/// With one link slot left, connectable advertising and `gap_connect` may not both run: each
+/// checks for a free slot only as it starts, and if both completed NimBLE would use a null
+/// connection for the second. So the second to start raises `OSError(ENOMEM)`; with two slots
+/// free both may run, and both links come up.
+#[test]
+fn advertising_and_connecting_need_two_free_slots() {
+    let max = ns_max_connections();
+    assert!(max >= 3, "the default host build allows several links");
+    let _sim = started();
+    // Every slot but two taken by centrals connecting to our advertising.
+    for handle in 1..=max - 2 {
+        assert_eq!(advertise(100_000, &[2, 1, 6], true), OK);
+        let mut peer = PEER;
+        peer[5] = handle as u8;
+        with_controller(|c| c.connection_complete(handle, 1, 0, peer, 24));
+        advance(5);
+    }
+    assert_eq!(events().len(), usize::from(max - 2));
+
+    // Two free: both procedures at once, and both links come up.
+    assert_eq!(advertise(100_000, &[2, 1, 6], true), OK);
+    // SAFETY: PEER is 6 readable bytes.
+    assert_eq!(
+        unsafe { ffi::ubt_ble_gap_connect(0, PEER.as_ptr(), 2000, 0, 0) },
+        OK
+    );
+    let (central_handle, peripheral_handle) = (0x40, 0x41);
+    with_controller(|c| {
+        c.connection_complete(central_handle, 0, 0, PEER, 24);
+        c.connection_complete(peripheral_handle, 1, 0, [0xc0, 0, 0, 0, 0, 0x99], 24);
+    });
+    advance(5);
+    let nums: Vec<u16> = events().iter().map(|e| e.num).collect();
+    assert_eq!(nums, vec![IRQ_PERIPHERAL_CONNECT, IRQ_CENTRAL_CONNECT]);
+
+    // One slot free again after a link ends.
+    with_controller(|c| c.disconnection_complete(peripheral_handle, 0x13));
+    advance(5);
+    take_events();
+    // Connectable advertising first: a connect is refused, nothing sent for it.
+    assert_eq!(advertise(100_000, &[2, 1, 6], true), OK);
+    let creates = with_controller(|c| c.sent(0x200d).len());
+    // SAFETY: PEER is 6 readable bytes.
+    let st = unsafe { ffi::ubt_ble_gap_connect(0, PEER.as_ptr(), 2000, 0, 0) };
+    assert_eq!(st, errno::ENOMEM);
+    assert_eq!(with_controller(|c| c.sent(0x200d).len()), creates);
+    // Non-connectable advertising takes no slot: the connect may go on.
+    assert_eq!(advertise(100_000, &[2, 1, 6], false), OK);
+    // SAFETY: as above.
+    assert_eq!(
+        unsafe { ffi::ubt_ble_gap_connect(0, PEER.as_ptr(), 2000, 0, 0) },
+        OK
+    );
+    // A connect running: connectable advertising is refused, and the advertising that was on
+    // stays on.
+    assert_eq!(advertise(100_000, &[2, 1, 6], true), errno::ENOMEM);
+    // SAFETY: plain NimBLE query on the test thread, which runs the simulated host.
+    assert_ne!(unsafe { nimble_sys::ble_gap_adv_active() }, 0);
+    assert_eq!(ffi::ubt_ble_gap_connect_cancel(), OK);
+    with_controller(|c| c.connection_failed(0x02));
+    advance(5);
+    take_events();
+    assert_eq!(
+        advertise(100_000, &[2, 1, 6], true),
+        OK,
+        "alone, one slot is enough"
+    );
+}
+
+fn ns_max_connections() -> u16 {
+    nimble_sys::MYNEWT_VAL_BLE_MAX_CONNECTIONS as u16
+}
