@@ -1825,8 +1825,8 @@ fn advertising_and_connecting_need_two_free_slots() {
     // Every slot but two taken by centrals connecting to our advertising.
     for handle in 1..=max - 2 {
         assert_eq!(advertise(100_000, &[2, 1, 6], true), OK);
-        let mut peer = PEER;
-        peer[5] = handle as u8;
+        // Not PEER, which `gap_connect` targets below (NimBLE refuses a second link to a peer).
+        let peer = [0xc2, 0, 0, 0, 0, handle as u8];
         with_controller(|c| c.connection_complete(handle, 1, 0, peer, 24));
         advance(5);
     }
@@ -1852,18 +1852,20 @@ fn advertising_and_connecting_need_two_free_slots() {
     with_controller(|c| c.disconnection_complete(peripheral_handle, 0x13));
     advance(5);
     take_events();
-    // Connectable advertising first: a connect is refused, nothing sent for it.
+    // Connectable advertising first: a connect (to a peer not yet linked) is refused, and
+    // nothing is sent for it.
+    let other: [u8; 6] = [0xc3, 1, 2, 3, 4, 5];
     assert_eq!(advertise(100_000, &[2, 1, 6], true), OK);
     let creates = with_controller(|c| c.sent(0x200d).len());
-    // SAFETY: PEER is 6 readable bytes.
-    let st = unsafe { ffi::ubt_ble_gap_connect(0, PEER.as_ptr(), 2000, 0, 0) };
+    // SAFETY: `other` is 6 readable bytes.
+    let st = unsafe { ffi::ubt_ble_gap_connect(0, other.as_ptr(), 2000, 0, 0) };
     assert_eq!(st, errno::ENOMEM);
     assert_eq!(with_controller(|c| c.sent(0x200d).len()), creates);
     // Non-connectable advertising takes no slot: the connect may go on.
     assert_eq!(advertise(100_000, &[2, 1, 6], false), OK);
     // SAFETY: as above.
     assert_eq!(
-        unsafe { ffi::ubt_ble_gap_connect(0, PEER.as_ptr(), 2000, 0, 0) },
+        unsafe { ffi::ubt_ble_gap_connect(0, other.as_ptr(), 2000, 0, 0) },
         OK
     );
     // A connect running: connectable advertising is refused, and the advertising that was on
