@@ -1835,10 +1835,8 @@ fn advertising_and_connecting_need_two_free_slots() {
     // Two free: both procedures at once, and both links come up.
     assert_eq!(advertise(100_000, &[2, 1, 6], true), OK);
     // SAFETY: PEER is 6 readable bytes.
-    assert_eq!(
-        unsafe { ffi::ubt_ble_gap_connect(0, PEER.as_ptr(), 2000, 0, 0) },
-        OK
-    );
+    let st = unsafe { ffi::ubt_ble_gap_connect(0, PEER.as_ptr(), 2000, 0, 0) };
+    assert_eq!(st, OK);
     let (central_handle, peripheral_handle) = (0x40, 0x41);
     with_controller(|c| {
         c.connection_complete(central_handle, 0, 0, PEER, 24);
@@ -1864,10 +1862,8 @@ fn advertising_and_connecting_need_two_free_slots() {
     // Non-connectable advertising takes no slot: the connect may go on.
     assert_eq!(advertise(100_000, &[2, 1, 6], false), OK);
     // SAFETY: as above.
-    assert_eq!(
-        unsafe { ffi::ubt_ble_gap_connect(0, other.as_ptr(), 2000, 0, 0) },
-        OK
-    );
+    let st = unsafe { ffi::ubt_ble_gap_connect(0, other.as_ptr(), 2000, 0, 0) };
+    assert_eq!(st, OK);
     // A connect running: connectable advertising is refused, and the advertising that was on
     // stays on.
     assert_eq!(advertise(100_000, &[2, 1, 6], true), errno::ENOMEM);
