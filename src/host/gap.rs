@@ -455,11 +455,7 @@ pub fn connect(
         min_ce_len: 0,
         max_ce_len: 0,
     };
-    let mut peer = ns::ble_addr_t {
-        type_: addr_type,
-        val: *addr,
-    };
-    peer.val.reverse();
+    let peer = sys::addr::from_script(addr_type, addr);
     // SAFETY: `peer` and `params` are valid for the call (NimBLE copies them).
     check(unsafe {
         ns::ble_gap_connect(

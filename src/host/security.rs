@@ -95,12 +95,7 @@ pub fn unpair_target(addr_type: u8, addr: &[u8; 6]) -> Result<ns::ble_addr_t, Er
     if addr_type != ns::BLE_ADDR_PUBLIC as u8 && addr_type != ns::BLE_ADDR_RANDOM as u8 {
         return Err(Error::InvalidArg);
     }
-    let mut val = *addr;
-    val.reverse();
-    Ok(ns::ble_addr_t {
-        type_: addr_type,
-        val,
-    })
+    Ok(sys::addr::from_script(addr_type, addr))
 }
 
 /// Appends `addr` unless it is already listed (a peer has up to one record per type).

@@ -8,6 +8,17 @@ use crate::error::{check, Error};
 use crate::handle::ConnHandle;
 use crate::thread::NimbleThread;
 
+/// A peer address as scripts give it (most-significant byte first) in NimBLE's form
+/// (least-significant byte first).
+pub fn from_script(addr_type: u8, addr: &[u8; 6]) -> ns::ble_addr_t {
+    let mut val = *addr;
+    val.reverse();
+    ns::ble_addr_t {
+        type_: addr_type,
+        val,
+    }
+}
+
 /// The controller's public address (least-significant byte first), if it has one.
 pub fn public(_t: NimbleThread) -> Option<[u8; 6]> {
     let mut addr = [0u8; 6];
