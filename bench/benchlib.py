@@ -37,7 +37,90 @@ sys.path.insert(0, str(ROOT / "tests" / "harness"))
 
 
 class BenchError(Exception):
-    """A measurement failed or could not be trusted: the benchmark stops, non-zero exit."""
+    """A measurement failed or could not be trusted. Inside `Attempts.run` the attempt is
+    recorded and retried; anywhere else the benchmark stops with a non-zero exit."""
+
+
+# Attempts of one measurement (a round of one test on one side) before that round is given up.
+DEFAULT_TRIES = 3
+
+
+@dataclass
+class Failure:
+    """One failed attempt: which side, what, which round and attempt, and why."""
+
+    side: str
+    what: str
+    round: int
+    attempt: int
+    error: str
+
+
+class Attempts:
+    """Runs each measurement up to `tries` times, so one bad round on a busy machine does not
+    end a whole benchmark. Every failed attempt is kept (`failures`), and `by_side` counts them
+    and the rounds lost for good per side: a failure of ours is a finding to look at, not noise,
+    so it is reported rather than only retried away."""
+
+    def __init__(self, tries: int = DEFAULT_TRIES) -> None:
+        if tries < 1:
+            raise ValueError("tries must be at least 1")
+        self.tries = tries
+        self.failures: list[Failure] = []
+        self.lost: list[tuple[str, str, int]] = []  # (side, what, round) with no good attempt
+
+    def _failed(self, side: str, what: str, round_no: int, attempt: int, e: BaseException) -> None:
+        error = f"{type(e).__name__}: {e}"
+        self.failures.append(Failure(side, what, round_no, attempt, error))
+        first = error.strip().splitlines()[0] if error.strip() else error
+        verdict = "retrying" if attempt < self.tries else "round lost"
+        print(f"round {round_no} {what} {side}: attempt {attempt}/{self.tries} failed ({verdict}): {first}",
+              flush=True)
+
+    async def run(self, side: str, what: str, round_no: int, measure: Any) -> Any:
+        """`await measure()` until it returns without BenchError; its result, or None when
+        every attempt failed."""
+        for attempt in range(1, self.tries + 1):
+            try:
+                return await measure()
+            except BenchError as e:
+                self._failed(side, what, round_no, attempt, e)
+        self.lost.append((side, what, round_no))
+        return None
+
+    def run_sync(self, side: str, what: str, round_no: int, measure: Any) -> Any:
+        """As `run`, for a plain function."""
+        for attempt in range(1, self.tries + 1):
+            try:
+                return measure()
+            except BenchError as e:
+                self._failed(side, what, round_no, attempt, e)
+        self.lost.append((side, what, round_no))
+        return None
+
+    def by_side(self) -> dict[str, dict[str, int]]:
+        out = {side: {"failed_attempts": 0, "lost_rounds": 0} for side in ("ours", "C")}
+        for f in self.failures:
+            out.setdefault(f.side, {"failed_attempts": 0, "lost_rounds": 0})["failed_attempts"] += 1
+        for side, _, _ in self.lost:
+            out.setdefault(side, {"failed_attempts": 0, "lost_rounds": 0})["lost_rounds"] += 1
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tries": self.tries,
+            "by_side": self.by_side(),
+            "failures": [f.__dict__ for f in self.failures],
+            "lost": [{"side": s, "what": w, "round": r} for s, w, r in self.lost],
+        }
+
+    def print_summary(self) -> None:
+        counts = self.by_side()
+        print("\nfailed attempts (retried up to {} times): ".format(self.tries)
+              + "; ".join(f"{side} {c['failed_attempts']} failed, {c['lost_rounds']} rounds lost"
+                          for side, c in counts.items()))
+        for f in self.failures:
+            print(f"--- {f.side} {f.what} round {f.round} attempt {f.attempt}:\n{f.error[-3000:]}")
 
 
 def now_iso() -> str:

@@ -964,7 +964,11 @@ def summarise(w: Workload, runs: dict[tuple[str, int, int], Run], rounds: int, r
     phase: dict[str, float] = {}
     pick: dict[str, tuple[Run, Run]] = {}
     for label in ("ours", "C"):
-        pairs = [(runs[(label, w.n_lo, k)], runs[(label, w.n_hi, k)]) for k in range(1, rounds + 1)]
+        # Rounds where both runs succeeded (a round lost to failed attempts has no pair).
+        pairs = [(runs[(label, w.n_lo, k)], runs[(label, w.n_hi, k)]) for k in range(1, rounds + 1)
+                 if (label, w.n_lo, k) in runs and (label, w.n_hi, k) in runs]
+        if not pairs:
+            raise BenchError(f"{w.name} on {label}: no round with both runs measured")
         values = [(hi.ir - lo.ir) / events for lo, hi in pairs]
         per_round[label] = [round(v, 1) for v in values]
         middle = sorted(range(len(values)), key=lambda i: values[i])[(len(values) - 1) // 2]
@@ -1029,7 +1033,7 @@ def print_results(results: list[Result], top: int) -> None:
 
 # ---------------------------------------------------------------------------- main
 async def measure(args: argparse.Namespace, firmwares: dict[str, Path], workdir: Path,
-                  runs_out: list[Run]) -> list[Result]:
+                  runs_out: list[Run], attempts: benchlib.Attempts) -> list[Result]:
     # Round by round, so that a burst of load elsewhere lands on one round of every workload.
     order = ["idle", "gated"] + [w for w in args.workloads if w not in ("idle", "gated")]
     runs: dict[tuple[str, str, int, int], Run] = {}
@@ -1038,7 +1042,10 @@ async def measure(args: argparse.Namespace, firmwares: dict[str, Path], workdir:
             w = WORKLOADS[name]
             for n in (w.n_lo, w.n_hi):
                 for label in ("ours", "C"):
-                    r = await run_once(w, label, firmwares[label], n, workdir, k)
+                    r = await attempts.run(label, f"{name} n={n}", k, lambda: run_once(
+                        w, label, firmwares[label], n, workdir, k))
+                    if r is None:
+                        continue
                     runs[(name, label, n, k)] = r
                     runs_out.append(r)
                     print(f"round {k}/{args.rounds} {name:<7} {label:<4} n={n:<5} Ir={r.ir:>13,}  phase {r.phase_s:6.2f} s"
@@ -1063,6 +1070,8 @@ def main() -> int:
     ap.add_argument("--top", type=int, default=10, help="functions to list per workload (default %(default)s)")
     ap.add_argument("--rounds", type=int, default=3, help="runs of every measurement; medians are shown "
                     "(default %(default)s)")
+    ap.add_argument("--tries", type=int, default=benchlib.DEFAULT_TRIES,
+                    help="attempts per measurement before its round is given up (default %(default)s)")
     ap.add_argument("--keep", action="store_true", help=f"keep the callgrind files (in {OUT_DIR})")
     ap.add_argument("workloads", nargs="*", default=list(EVENT_WORKLOADS),
                     metavar="WORKLOAD")
@@ -1071,6 +1080,8 @@ def main() -> int:
     logging.basicConfig(level=logging.ERROR)
     if args.rounds < 1:
         ap.error("--rounds must be at least 1")
+    if args.tries < 1:
+        ap.error("--tries must be at least 1")
     unknown = [w for w in args.workloads if w not in EVENT_WORKLOADS]
     if unknown:
         ap.error(f"unknown workload(s) {unknown}; choose from {list(EVENT_WORKLOADS)}")
@@ -1083,6 +1094,7 @@ def main() -> int:
     sources = {"ours": args.ours.resolve(), "C": args.cmodule.resolve()}
     runs: list[Run] = []
     results: list[Result] = []
+    attempts = benchlib.Attempts(args.tries)
     error: str | None = None
     hashes: dict[str, str] = {}
     OUT_DIR.mkdir(parents=True, exist_ok=True)
@@ -1092,8 +1104,9 @@ def main() -> int:
         snap = benchlib.snapshot(sources, workdir / "built")
         hashes = {k: benchlib.sha256(p) for k, p in snap.items()}
         firmwares = {label: relink_unstripped(label, snap[label], workdir / "unstripped" / label) for label in snap}
-        results = asyncio.run(measure(args, firmwares, workdir, runs))
+        results = asyncio.run(measure(args, firmwares, workdir, runs, attempts))
         print_results(results, args.top)
+        attempts.print_summary()
     except (BenchError, subprocess.CalledProcessError) as e:
         error = str(e)
         print(f"\nBENCHMARK FAILED: {e}", file=sys.stderr)
@@ -1106,6 +1119,7 @@ def main() -> int:
                 "firmwares": {k: {"path": str(p), "sha256": hashes.get(k)} for k, p in sources.items()},
                 "results": [asdict(r) for r in results],
                 "runs": [asdict(r) for r in runs],
+                "attempts": attempts.to_json(),
             })
             print(f"raw results: {args.json}")
         if not args.keep:

@@ -236,6 +236,8 @@ def summary(runs: list[Run]) -> dict[str, dict[str, dict[str, float]]]:
     out: dict[str, dict[str, dict[str, float]]] = {}
     for label in ("ours", "C"):
         mine = [r for r in runs if r.firmware == label]
+        if not mine:
+            raise BenchError(f"{label}: every round failed")
         out[label] = {}
         for i, name in enumerate(STAGES):
             out[label][name] = {
@@ -265,11 +267,15 @@ def print_summary(s: dict[str, dict[str, dict[str, float]]], rounds: int) -> Non
           f"{o['malloc']:,.0f} B, C {c['malloc']:,.0f} B; VmRSS ours {o['rss_kib']:,.0f} KiB, C {c['rss_kib']:,.0f} KiB)")
 
 
-async def measure(firmwares: dict[str, Path], rounds: int, workdir: Path, runs: list[Run]) -> None:
+async def measure(firmwares: dict[str, Path], rounds: int, workdir: Path, runs: list[Run],
+                  attempts: benchlib.Attempts) -> None:
     shim = build_shim()
     for round_no in range(1, rounds + 1):
         for label in ("ours", "C"):
-            r = await run_once(label, firmwares[label], round_no, workdir, shim)
+            r = await attempts.run(label, "heap", round_no, lambda: run_once(
+                label, firmwares[label], round_no, workdir, shim))
+            if r is None:
+                continue
             runs.append(r)
             last = r.stages[-1]
             print(f"round {round_no} {label:<4} registered: GC {last.gc_alloc - r.stages[0].gc_alloc:,} B, "
@@ -281,11 +287,16 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", type=Path, help="write raw numbers here")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--tries", type=int, default=benchlib.DEFAULT_TRIES,
+                    help="attempts per round and side (default %(default)s)")
     ap.add_argument("--ours", type=Path, default=benchlib.FIRMWARES["ours"])
     ap.add_argument("--cmodule", type=Path, default=benchlib.FIRMWARES["C"])
     args = ap.parse_args()
     if args.rounds < 1:
         ap.error("--rounds must be at least 1")
+    if args.tries < 1:
+        ap.error("--tries must be at least 1")
+    attempts = benchlib.Attempts(args.tries)
     started = benchlib.now_iso()
     t0 = time.monotonic()
     sources = {"ours": args.ours.resolve(), "C": args.cmodule.resolve()}
@@ -298,13 +309,14 @@ def main() -> int:
             benchlib.check_firmwares(sources)
             firmwares = benchlib.snapshot(sources, Path(tmp))
             hashes = {k: benchlib.sha256(p) for k, p in firmwares.items()}
-            asyncio.run(measure(firmwares, args.rounds, Path(tmp), runs))
+            asyncio.run(measure(firmwares, args.rounds, Path(tmp), runs, attempts))
             result = summary(runs)
             print_summary(result, args.rounds)
             print("\nmicropython.mem_info() at `registered` (last round):")
             for label in ("ours", "C"):
                 last = [r for r in runs if r.firmware == label][-1]
                 print(f"--- {label}\n{last.mem_info}")
+            attempts.print_summary()
         except BenchError as e:
             error = str(e)
             print(f"\nBENCHMARK FAILED: {e}", file=sys.stderr)
@@ -314,6 +326,7 @@ def main() -> int:
             "error": error, "commit": benchlib.git_commit(), "host": benchlib.host_info(),
             "firmwares": {k: {"path": str(p), "sha256": hashes.get(k)} for k, p in sources.items()},
             "summary": result, "runs": [asdict(r) for r in runs],
+            "attempts": attempts.to_json(),
         })
         print(f"raw results: {args.json}")
     print(f"\ndone in {time.monotonic() - t0:.1f} s")

@@ -141,6 +141,33 @@ def heap_table(d: dict) -> list[str]:
     return out
 
 
+def attempts_table(results: dict[str, dict]) -> list[str]:
+    """Failed attempts per benchmark and side: each was retried, and a failure of ours is a
+    finding (its first line is listed), not noise."""
+    out = [
+        "Each measurement gets up to three attempts; a round is lost only when all fail.",
+        "",
+        "| benchmark | failed attempts ours | rounds lost ours | failed attempts C | rounds lost C |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    ours_failures = []
+    for name, d in results.items():
+        a = d.get("attempts")
+        if a is None:
+            out.append(f"| {name} | n/a | n/a | n/a | n/a |")
+            continue
+        by = a["by_side"]
+        out.append(f"| {name} | {by['ours']['failed_attempts']} | {by['ours']['lost_rounds']} | "
+                   f"{by['C']['failed_attempts']} | {by['C']['lost_rounds']} |")
+        for f in a["failures"]:
+            if f["side"] == "ours":
+                first = (f["error"].strip().splitlines() or [""])[0][:160]
+                ours_failures.append(f"- {name}, {f['what']}, round {f['round']} attempt {f['attempt']}: {first}")
+    if ours_failures:
+        out += ["", "Failures of ours (findings; the full output is in build/bench/*.json):", "", *ours_failures]
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dir", type=Path, default=ROOT / "build" / "bench")
@@ -168,6 +195,10 @@ def main() -> int:
         "### Memory after start",
         "",
         *heap_table(heap),
+        "",
+        "### Failed attempts",
+        "",
+        *attempts_table({"throughput": tp, "cpu": cpu, "heap": heap}),
         END,
     ]
     text = args.out.read_text() if args.out.exists() else f"# Benchmark results\n\n{BEGIN}\n{END}\n"

@@ -64,6 +64,7 @@ qemu_firmware() {
 step "Cortex-M4F firmware under qemu (make qemu, tests/qemu; multitests on vlink and RootCanal)" qemu_firmware
 step "fuzz: H4 framing and the controller-to-host path (${FUZZ_SECONDS:-30} s each)" bash tools/fuzz.sh
 step "virtual controller and RootCanal harness (pytest)" "$VENV_PY" -m pytest -q tests/harness
+step "bench helpers: retried rounds, failures per side (pytest)" "$VENV_PY" -m pytest -q tests/bench
 step "peers: our firmware against Bumble host devices (GATT server and L2CAP listener on RootCanal too)" "$VENV_PY" -m pytest -q tests/peer
 step "firmware tests" "$VENV_PY" tests/firmware/run.py
 step "editor stubs: match the module, type-check the examples" "$VENV_PY" -m pytest -q tests/stubs
