@@ -160,7 +160,7 @@ static mp_obj_t ubt_poll_task(mp_obj_t arg) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(ubt_poll_task_obj, ubt_poll_task);
 
-// Called from the UART reader thread on Unix: mp_sched_schedule is thread-safe there.
+// Called from the UART watcher thread on Unix: mp_sched_schedule is thread-safe there.
 bool ubt_glue_schedule_poll(void) {
     if (ubt_vm_gone) {
         return true;
@@ -169,7 +169,7 @@ bool ubt_glue_schedule_poll(void) {
 }
 
 #if defined(__linux__)
-// --- Unix UART reader thread: signalling the VM thread (ports/unix/hci_uart.rs) ---------------
+// --- Unix UART watcher thread: signalling the VM thread (ports/unix/hci_uart.rs) ---------------
 // It sends its wake-up signal inside MicroPython's atomic section, so the signal can't cut
 // short the GC's wait for other threads (mp_thread_gc_others waits while holding it).
 uintptr_t ubt_glue_atomic_begin(void);

@@ -10,7 +10,7 @@ use core::cell::RefCell;
 use core::marker::PhantomData;
 
 /// Proof that the caller runs on the NimBLE thread. `Copy`, zero-sized, neither `Send` nor
-/// `Sync`, so it can't reach the Unix UART reader thread.
+/// `Sync`, so it can't reach the Unix UART watcher thread.
 #[derive(Clone, Copy, Debug)]
 pub struct NimbleThread {
     _not_send: PhantomData<*const ()>,

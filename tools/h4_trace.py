@@ -14,7 +14,8 @@ import struct
 
 
 def packets(path):
-    """(time, what, payload): what is tx/rx with a whole H4 packet, host with a byte count,
+    """(time, what, payload): what is tx/rx with a whole H4 packet, ready (or host, in older
+    traces) with a byte count,
     or another trace line's word (open ..., tx-fail) with None."""
     pending = b""
     for line in open(path):
@@ -38,8 +39,9 @@ def packets(path):
                     break
                 yield t, "rx", pending[:n]
                 pending = pending[n:]
-        elif what == "host":
-            yield t, "host", int(parts[2])
+        elif what in ("host", "ready"):
+            # ready: the watcher saw N bytes waiting; host: older traces, N buffered bytes taken.
+            yield t, what, int(parts[2])
         else:
             yield t, " ".join(parts[1:2]), None
 
@@ -47,6 +49,8 @@ def packets(path):
 def describe(what, p):
     if what == "host":
         return f"host took {p} bytes"
+    if what == "ready":
+        return f"{p} bytes waiting, poll asked for"
     if p is None:
         return what
     if p[0] == 2:

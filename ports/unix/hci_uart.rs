@@ -1,9 +1,11 @@
 //! The Unix port's HCI UART: the tty named by `MICROPYBTUART` (default `/dev/ttyUSB0`) in raw
 //! mode, or a TCP connection to an H4 endpoint (`MICROPYBTUART=tcp:HOST:PORT`: RootCanal's
-//! `-hci_port`, Bumble's `tcp-server:` transport, an emulator's HCI socket), and a reader
-//! thread that only moves bytes into a buffer and asks MicroPython's scheduler for a poll
-//! (design rule 5). The thread also requests a poll when a NimBLE timer is due, so callouts
-//! fire without any traffic. A tty runs at `MICROPYBTBAUD` (default 1000000) with RTS/CTS
+//! `-hci_port`, Bumble's `tcp-server:` transport, an emulator's HCI socket), and a watcher
+//! thread that only notices bytes waiting and asks MicroPython's scheduler for a poll (design
+//! rule 5). The host reads the descriptor itself, from the VM thread, so no receive buffer of
+//! ours sits between the kernel's and the host's: the kernel's buffer (and, on a tty, RTS/CTS
+//! flow control) holds what the host hasn't taken yet, as for the C module. The thread also
+//! requests a poll when a NimBLE timer is due, so callouts fire without any traffic. A tty runs at `MICROPYBTBAUD` (default 1000000) with RTS/CTS
 //! unless `MICROPYBTFLOW=0`; see [`Settings`]. `MICROPYBTTRACE=FILE` appends every chunk of
 //! H4 bytes in and out to FILE with a timestamp (see [`trace`]), the host's own view beside a
 //! controller's HCI sniffer.
@@ -13,13 +15,12 @@
 //! `select.poll().poll(ms)`, `socket.recv()`...). It does look when such a call fails with
 //! EINTR (PEP 475 retries: `MP_HAL_RETRY_SYSCALL`, and the same in `time.sleep` and
 //! `poll`), so when a queued poll hasn't started after [`WAKE_GRACE`] and the VM thread is
-//! blocked in such a call, the reader thread sends it a signal whose handler does nothing
+//! blocked in such a call, the watcher thread sends it a signal whose handler does nothing
 //! and is installed without `SA_RESTART` (see [`vm_wake`]). The host then answers peers and
 //! delivers events while the script blocks.
 //!
 //! Compiled into the `ubluetooth` crate as `port::imp` when the `unix` feature is on.
 
-use std::collections::VecDeque;
 use std::ffi::CString;
 use std::fmt::Write as _;
 use std::fs::File;
@@ -27,7 +28,7 @@ use std::io::Write as _;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::IntoRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -58,7 +59,7 @@ const BAUD_RATES: [(u32, libc::speed_t); 18] = [
     (3_500_000, libc::B3500000),
     (4_000_000, libc::B4000000),
 ];
-/// How often the reader thread looks at timers while the line is quiet.
+/// How often the watcher thread looks at timers while the line is quiet.
 const IDLE_TICK_MS: i32 = 2;
 /// How long a queued poll may wait before the VM thread is signalled. A VM running bytecode
 /// or `time.sleep_ms` starts it well within this, so it gets no signal at all; only one that
@@ -71,10 +72,48 @@ const WAKE_GRACE: Duration = Duration::from_millis(2);
 const WAKE_RETRY_FIRST: Duration = Duration::from_millis(4);
 const WAKE_RETRY_MAX: Duration = Duration::from_millis(64);
 
+/// What the watcher thread and the host's reads share.
+///
+/// The watcher waits for the descriptor to become readable, asks for a poll, and then stops
+/// watching it ("disarmed": the bytes are the host's to read, and a level-triggered wait would
+/// return at once until they are) until the host's read comes up short, which means the
+/// kernel's buffer is empty again; that read re-arms the watcher through `rearm`, an eventfd
+/// the watcher also waits on. Both sides decide under `armed`'s lock, and the watcher looks at
+/// the kernel's byte count before disarming, so no byte can arrive unnoticed in between.
 struct Shared {
-    rx: Mutex<VecDeque<u8>>,
-    rx_ready: Condvar,
+    armed: Mutex<bool>,
+    /// An eventfd: written by the host's read to re-arm the watcher, and by `uart_close`.
+    rearm: i32,
     stop: AtomicBool,
+}
+
+impl Shared {
+    /// Wakes the watcher from its wait.
+    fn kick(&self) {
+        let one: u64 = 1;
+        // SAFETY: `rearm` is our open eventfd until the watcher has been joined and the
+        // Shared dropped; an eventfd takes exactly 8 bytes.
+        let _ = unsafe { libc::write(self.rearm, (&one as *const u64).cast(), 8) };
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // SAFETY: the last reference is gone, so nobody waits on or writes `rearm` any more.
+        unsafe { libc::close(self.rearm) };
+    }
+}
+
+/// Bytes waiting in the kernel's receive buffer of `fd` (0 on error or end of stream).
+fn bytes_waiting(fd: i32) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one c_int to `n`, which lives for the call.
+    let rc = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) };
+    if rc == 0 && n > 0 {
+        n as usize
+    } else {
+        0
+    }
 }
 
 /// Interrupting the VM thread's blocking system call (Linux only; elsewhere a stand-in that
@@ -486,9 +525,9 @@ static TRACING: AtomicBool = AtomicBool::new(false);
 /// Appends one line to the H4 trace: the wall-clock time (seconds since 1970, to the
 /// microsecond, comparable with a controller's pcap timestamps), `what`, the byte count and
 /// the bytes in hex when `data` is given. `what` is `tx` (the host wrote these bytes to the
-/// controller), `tx-fail` (the write failed or timed out part-way), `rx` (the reader thread
-/// read them from the descriptor) or `host` (the host took this many buffered bytes in, in a
-/// poll or while it waited for a command's answer).
+/// controller), `tx-fail` (the write failed or timed out part-way), `ready` (the watcher thread
+/// saw this many bytes waiting and asked for a poll) or `rx` (the host read them from the
+/// descriptor, in a poll or while it waited for a command's answer).
 fn trace(what: &str, len: usize, data: Option<&[u8]>) {
     if !TRACING.load(Ordering::Acquire) {
         return;
@@ -546,10 +585,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn shared() -> Option<Arc<Shared>> {
-    lock(&UART).as_ref().map(|u| u.shared.clone())
-}
-
 fn configure_raw(fd: i32, baud: libc::speed_t, rts_cts: bool) {
     // SAFETY: `fd` is an open descriptor; termios is plain data we own on the stack.
     unsafe {
@@ -597,42 +632,56 @@ fn quick_ack(fd: i32) {
     }
 }
 
-fn reader_loop(
+fn watcher_loop(
     fd: i32,
     socket: bool,
     shared: Arc<Shared>,
     wakeup: super::Wakeup,
     mut waker: Option<VmWaker>,
 ) {
-    let mut buf = [0u8; 1024];
     let mut wake: Option<Wake> = None;
     while !shared.stop.load(Ordering::Acquire) {
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: `pfd` is a valid pollfd for one descriptor.
-        let ready = unsafe { libc::poll(&mut pfd, 1, IDLE_TICK_MS) };
+        let watching = *lock(&shared.armed);
+        let mut pfds = [
+            libc::pollfd {
+                fd: shared.rearm,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        let count = if watching { 2 } else { 1 };
+        // SAFETY: `pfds` holds `count` valid pollfds.
+        let ready = unsafe { libc::poll(pfds.as_mut_ptr(), count, IDLE_TICK_MS) };
+        if ready > 0 && pfds[0].revents & libc::POLLIN != 0 {
+            let mut n: u64 = 0;
+            // SAFETY: reading an eventfd's 8-byte counter into `n`, which lives for the call.
+            let _ = unsafe { libc::read(shared.rearm, (&mut n as *mut u64).cast(), 8) };
+        }
         let mut got = false;
-        if ready > 0 && pfd.revents & libc::POLLIN != 0 {
-            // SAFETY: `buf` is writable for its whole length.
-            let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-            if n > 0 {
+        if watching && ready > 0 && pfds[1].revents != 0 {
+            let mut armed = lock(&shared.armed);
+            let waiting = bytes_waiting(fd);
+            if waiting > 0 {
+                // The host's read that empties the buffer re-arms us (see Shared).
+                *armed = false;
+                got = true;
+            }
+            drop(armed);
+            if got {
                 if socket {
                     quick_ack(fd);
                 }
-                let n = n as usize;
-                trace("rx", n, Some(&buf[..n]));
-                lock(&shared.rx).extend(&buf[..n]);
-                shared.rx_ready.notify_all();
-                got = true;
+                trace("ready", waiting, None);
+            } else {
+                // Hang-up, end of stream (the TCP peer closed) or an error, with nothing to
+                // read: the descriptor stays ready, so don't spin on it.
+                std::thread::sleep(Duration::from_millis(IDLE_TICK_MS as u64));
             }
-        }
-        if ready > 0 && !got {
-            // Hang-up, end of stream (the TCP peer closed) or an error, with nothing read:
-            // the descriptor stays ready, so don't spin on it.
-            std::thread::sleep(Duration::from_millis(IDLE_TICK_MS as u64));
         }
         let queued = (wakeup.request)(got);
         // A newly queued poll gets a signal if it hasn't started after the grace time. So does
@@ -662,7 +711,7 @@ fn reader_loop(
     }
 }
 
-/// Starts the reader thread with every asynchronous signal blocked, so that a signal sent to
+/// Starts the watcher thread with every asynchronous signal blocked, so that a signal sent to
 /// the process (Ctrl-C's SIGINT above all) is handled on a MicroPython thread: MicroPython's
 /// SIGINT handler raises KeyboardInterrupt right there and crashes on a thread without VM
 /// state. The kernel hands such a signal to another thread whenever the main thread already
@@ -698,7 +747,7 @@ fn spawn_without_signals(f: impl FnOnce() + Send + 'static) -> Option<JoinHandle
     }
 }
 
-/// Opens and configures the tty, or connects to the TCP endpoint, and starts the reader
+/// Opens and configures the tty, or connects to the TCP endpoint, and starts the watcher
 /// thread, which asks for polls through `wakeup`.
 pub fn uart_open(wakeup: super::Wakeup) -> Result<(), super::UartError> {
     uart_close();
@@ -735,17 +784,24 @@ pub fn uart_open(wakeup: super::Wakeup) -> Result<(), super::UartError> {
             return Err(super::UartError::BadSetting);
         }
     }
-    // uart_open runs on the VM thread: the one to interrupt. Once the reader thread (the
+    // SAFETY: plain eventfd creation; the descriptor is owned by the Shared below.
+    let rearm = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if rearm < 0 {
+        // SAFETY: `fd` was opened above and is not shared with anyone yet.
+        unsafe { libc::close(fd) };
+        return Err(super::UartError::Unavailable);
+    }
+    // uart_open runs on the VM thread: the one to interrupt. Once the watcher thread (the
     // only user of the waker) has been joined by uart_close, nothing is signalled any more.
     let waker = VmWaker::for_current_thread();
     let shared = Arc::new(Shared {
-        rx: Mutex::new(VecDeque::with_capacity(4096)),
-        rx_ready: Condvar::new(),
+        armed: Mutex::new(true),
+        rearm,
         stop: AtomicBool::new(false),
     });
     let thread_shared = shared.clone();
     let reader =
-        spawn_without_signals(move || reader_loop(fd, socket, thread_shared, wakeup, waker));
+        spawn_without_signals(move || watcher_loop(fd, socket, thread_shared, wakeup, waker));
     if reader.is_none() {
         // SAFETY: `fd` was opened above and is not shared with anyone yet.
         unsafe { libc::close(fd) };
@@ -765,6 +821,7 @@ pub fn uart_close() {
     let uart = lock(&UART).take();
     if let Some(mut u) = uart {
         u.shared.stop.store(true, Ordering::Release);
+        u.shared.kick();
         if let Some(t) = u.reader.take() {
             let _ = t.join();
         }
@@ -818,37 +875,53 @@ pub fn uart_write(data: &[u8]) -> bool {
     true
 }
 
-/// Moves received bytes into `buf`; returns how many (0 when none are waiting).
+/// Reads received bytes into `buf`; returns how many (0 when none are waiting). A read that
+/// comes up short found the kernel's buffer empty, so the watcher may look again.
 pub fn uart_read(buf: &mut [u8]) -> usize {
-    let Some(shared) = shared() else {
+    let uart = lock(&UART);
+    let Some(u) = uart.as_ref() else {
         return 0;
     };
-    let mut rx = lock(&shared.rx);
-    let n = rx.len().min(buf.len());
-    // The ring's two halves, copied whole rather than byte by byte.
-    let (front, back) = rx.as_slices();
-    let from_front = n.min(front.len());
-    buf[..from_front].copy_from_slice(&front[..from_front]);
-    buf[from_front..n].copy_from_slice(&back[..n - from_front]);
-    rx.drain(..n);
-    drop(rx);
+    // SAFETY: `buf` is writable for its whole length; `u.fd` is open while the Uart is in
+    // UART, whose lock we hold.
+    let n = unsafe { libc::read(u.fd, buf.as_mut_ptr().cast(), buf.len()) };
+    let n = if n > 0 { n as usize } else { 0 };
+    if n < buf.len() {
+        let mut armed = lock(&u.shared.armed);
+        if !*armed {
+            *armed = true;
+            drop(armed);
+            u.shared.kick();
+        }
+    }
+    drop(uart);
     if n > 0 {
-        trace("host", n, None);
+        trace("rx", n, Some(&buf[..n]));
     }
     n
 }
 
 /// Blocks until bytes are waiting or `timeout_ms` passes.
 pub fn uart_wait_rx(timeout_ms: u32) {
-    let Some(shared) = shared() else {
+    let fd = lock(&UART).as_ref().map(|u| u.fd);
+    let Some(fd) = fd else {
         std::thread::sleep(Duration::from_millis(timeout_ms as u64));
         return;
     };
-    let rx = lock(&shared.rx);
-    if rx.is_empty() {
-        let _ = shared
-            .rx_ready
-            .wait_timeout(rx, Duration::from_millis(timeout_ms as u64));
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let t0 = Instant::now();
+    // SAFETY: `pfd` is a valid pollfd for one descriptor. Only this thread (the VM's) closes
+    // it, in uart_close, so it is open for the whole wait.
+    let ready = unsafe { libc::poll(&mut pfd, 1, timeout_ms.min(i32::MAX as u32) as i32) };
+    if ready > 0 && bytes_waiting(fd) == 0 {
+        // Hang-up or end of stream: ready at once with nothing to read. Wait out the time
+        // rather than have the caller spin.
+        let left = Duration::from_millis(timeout_ms as u64).saturating_sub(t0.elapsed());
+        std::thread::sleep(left);
     }
 }
 

@@ -2,7 +2,7 @@
 //! HCI UART.
 //!
 //! Time and scheduling come from the C shim (MicroPython's `ticks_ms` and scheduler). The UART
-//! is the port's: on Unix a tty with a reader thread (`ports/unix/hci_uart.rs`); on bare metal
+//! is the port's: on Unix a tty with a watcher thread (`ports/unix/hci_uart.rs`); on bare metal
 //! the port's C driver, reached through `ubt_port_hci_uart_*`.
 
 extern "C" {

@@ -6,7 +6,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use crate::port;
 
-/// Set while a poll is queued on MicroPython's scheduler, so the reader thread queues one at
+/// Set while a poll is queued on MicroPython's scheduler, so the watcher thread queues one at
 /// most.
 static POLL_PENDING: AtomicBool = AtomicBool::new(false);
 
@@ -36,7 +36,7 @@ pub fn poll_started() {
     POLL_PENDING.store(false, Ordering::Release);
 }
 
-/// The earliest deadline of an armed NimBLE timer, published for the UART reader thread and
+/// The earliest deadline of an armed NimBLE timer, published for the UART watcher thread and
 /// bare-metal event hooks, so they can ask for a poll when a timer is due without traffic.
 static NEXT_DEADLINE: AtomicU32 = AtomicU32::new(0);
 static DEADLINE_ARMED: AtomicBool = AtomicBool::new(false);
