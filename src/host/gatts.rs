@@ -19,7 +19,6 @@
 //! Python handler runs: NimBLE's `ble_gatts_start` calls [`register_cb`], notify/indicate read
 //! the value through [`access_cb`], and the handler may call any `gatts_*` method.
 
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::ffi::{c_int, c_void};
 use core::ptr;
@@ -176,15 +175,16 @@ impl Value {
 /// Every stored value, by attribute handle.
 #[derive(Debug, Default)]
 pub struct Db {
-    values: BTreeMap<AttrHandle, Value>,
+    /// Sorted by handle. A sorted `Vec` rather than a map: NimBLE registers handles in
+    /// increasing order, so each insert appends, and [`Db::shrink_to_fit`] leaves 48 bytes a
+    /// value (a B-tree's first leaf alone takes 480).
+    values: Vec<(AttrHandle, Value)>,
 }
 
 impl Db {
     /// An empty store.
     pub const fn new() -> Db {
-        Db {
-            values: BTreeMap::new(),
-        }
+        Db { values: Vec::new() }
     }
 
     /// Forgets every value (registration and start-up begin with an empty store).
@@ -192,20 +192,37 @@ impl Db {
         self.values.clear();
     }
 
+    /// Gives back the room registration's appends left over.
+    pub fn shrink_to_fit(&mut self) {
+        self.values.shrink_to_fit();
+    }
+
     /// Creates (or re-creates, empty) the value for `handle`.
     pub fn create(&mut self, handle: AttrHandle) -> Result<(), Error> {
-        self.values.insert(handle, Value::new()?);
+        let value = Value::new()?;
+        match self.values.binary_search_by_key(&handle, |(h, _)| *h) {
+            Ok(i) => self.values[i].1 = value,
+            Err(i) => {
+                self.values.try_reserve(1).map_err(|_| Error::NoMem)?;
+                self.values.insert(i, (handle, value));
+            }
+        }
         Ok(())
+    }
+
+    fn index(&self, handle: AttrHandle) -> Option<usize> {
+        self.values.binary_search_by_key(&handle, |(h, _)| *h).ok()
     }
 
     /// The value for `handle`.
     pub fn get(&self, handle: AttrHandle) -> Option<&Value> {
-        self.values.get(&handle)
+        self.index(handle).map(|i| &self.values[i].1)
     }
 
     /// The value for `handle`, or `InvalidArg` (the C module's answer for an unknown handle).
     pub fn get_mut(&mut self, handle: AttrHandle) -> Result<&mut Value, Error> {
-        self.values.get_mut(&handle).ok_or(Error::InvalidArg)
+        let i = self.index(handle).ok_or(Error::InvalidArg)?;
+        Ok(&mut self.values[i].1)
     }
 }
 
@@ -737,6 +754,8 @@ pub fn register(
         // The attribute table was reset above and the service table rebuilt: only the
         // newest generation is referenced now.
         release_old_defs(s, 1);
+        s.defs.shrink_to_fit();
+        s.db.shrink_to_fit();
         if let Some(current) = s.defs.last() {
             let all = current.iter().flat_map(|d| d.handles.iter().copied());
             for (out, h) in handles.iter_mut().zip(all) {
