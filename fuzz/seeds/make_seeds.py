@@ -65,6 +65,17 @@ SEEDS = {
     ),
     "central_connect": bytes([0x08]) + chunks(conn_complete(2, 0), acl(2, ATT, b"\x1b\x03\x00hi"), disconn(2)),
     "silent_controller": bytes([0x31]) + chunks(conn_complete(1, 1), acl(1, ATT, b"\x02\x00\x02")),
+    # A peer's Disconnection Request for the signalling, ATT and SMP channels: NimBLE deleted
+    # the channel (and crashed for the signalling one) until src/hci/l2cap_guard.rs.
+    "regression_fixed_channel_disconnect": bytes([0x01])
+    + chunks(
+        conn_complete(1, 1),
+        acl(1, 0x0005, b"\x06\x01\x04\x00\x05\x00\x05\x00"),
+        acl(1, 0x0005, b"\x06\x02\x04\x00\x04\x00\x04\x00"),
+        acl(1, 0x0005, b"\x06\x03\x04\x00\x06\x00\x06\x00"),
+        acl(1, ATT, b"\x0a\x03\x00"),  # Read
+        disconn(1),
+    ),
 }
 
 

@@ -158,6 +158,8 @@ pub struct RxDrops {
     pub events_unsynced: u32,
     /// Events dropped because their fields are impossible (see [`event_is_sane`]).
     pub events_malformed: u32,
+    /// ACL packets from a peer kept from the host (see [`super::l2cap_guard`]).
+    pub acl_refused: u32,
 }
 
 impl RxDrops {
@@ -168,6 +170,7 @@ impl RxDrops {
             .wrapping_add(self.unexpected_acks)
             .wrapping_add(self.events_unsynced)
             .wrapping_add(self.events_malformed)
+            .wrapping_add(self.acl_refused)
     }
 }
 
@@ -328,6 +331,7 @@ static RX: Global<Rx> = Global::new(Rx {
         unexpected_acks: 0,
         events_unsynced: 0,
         events_malformed: 0,
+        acl_refused: 0,
     },
     stage: [0; STAGE_SIZE],
     pos: 0,
@@ -505,6 +509,10 @@ fn deliver(pkt: Packet<'_>, host: Option<HostCallbacks>, drops: &mut RxDrops) {
             // SAFETY: plain NimBLE query on the NimBLE thread.
             if unsafe { nimble_sys::ble_hs_synced() } == 0 {
                 drops.events_unsynced = drops.events_unsynced.wrapping_add(1);
+                return;
+            }
+            if super::l2cap_guard::refusal(acl).is_some() {
+                drops.acl_refused = drops.acl_refused.wrapping_add(1);
                 return;
             }
             let Ok(len) = u16::try_from(acl.len()) else {

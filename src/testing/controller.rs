@@ -350,6 +350,16 @@ impl Controller {
         }
     }
 
+    /// Queues one ACL packet from the peer as given: Packet Boundary flag `pb` and `data`
+    /// (L2CAP bytes, whole or a fragment), for PDUs a peer splits its own way.
+    pub fn acl_to_host(&mut self, handle: u16, pb: u16, data: &[u8]) {
+        let mut b = vec![H4_ACL];
+        b.extend((handle | pb << 12).to_le_bytes());
+        b.extend((data.len() as u16).to_le_bytes());
+        b.extend_from_slice(data);
+        self.queue(b, None);
+    }
+
     // --- Events a peer causes -----------------------------------------------------------------
 
     /// A legacy LE Advertising Report: `addr` most-significant byte first, as scripts see it.

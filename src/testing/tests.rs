@@ -1375,6 +1375,55 @@ fn l2cap_send_goes_out_as_a_k_frame() {
     );
 }
 
+/// A peer's Disconnection Request naming a fixed channel (signalling, ATT, SMP) must leave the
+/// link as it was: NimBLE would delete that channel, and for the signalling channel itself
+/// crash while handling the packet (the hostile-peer suite found it). The same request split
+/// over two fragments is dropped too, and the link goes on answering ATT and signalling.
+#[test]
+fn disconnecting_a_fixed_channel_is_ignored() {
+    let _sim = started();
+    let h = register_one_characteristic();
+    assert_eq!(ffi::ubt_l2cap_listen(0x80, 512), OK);
+    let conn = connect_as_peripheral();
+    for (ident, cid) in [(3u8, CID_SIG), (4, CID_ATT), (5, CID_SMP)] {
+        let mut dis = vec![0x06, ident, 4, 0];
+        dis.extend(cid.to_le_bytes());
+        dis.extend(cid.to_le_bytes());
+        with_controller(|c| c.l2cap_to_host(conn, CID_SIG, &dis));
+        advance(5);
+    }
+    // The same request for the signalling channel in two ACL fragments.
+    let mut pdu = vec![8, 0, 5, 0, 0x06, 6, 4, 0, 5, 0, 5, 0];
+    let rest = pdu.split_off(6);
+    with_controller(|c| {
+        c.acl_to_host(conn, 2, &pdu);
+        c.acl_to_host(conn, 1, &rest);
+    });
+    advance(5);
+    assert_eq!(with_controller(|c| c.take_pdus(CID_SIG)), vec![]);
+    assert!(events().is_empty());
+    // ATT still answers on the link.
+    let mut read = vec![0x0a];
+    read.extend(h.to_le_bytes());
+    with_controller(|c| c.l2cap_to_host(conn, CID_ATT, &read));
+    advance(5);
+    assert_eq!(
+        att_out(),
+        vec![vec![0x0b]],
+        "ATT Read Response (empty value)"
+    );
+    // Signalling still answers: a channel to the listener opens.
+    let mut req = vec![0x14, 7, 10, 0];
+    for v in [0x80u16, 0x40, 256, 100, 5] {
+        req.extend(v.to_le_bytes());
+    }
+    with_controller(|c| c.l2cap_to_host(conn, CID_SIG, &req));
+    advance(5);
+    let rsp = with_controller(|c| c.take_pdus(CID_SIG)).remove(0).payload;
+    assert_eq!(rsp[0], 0x15, "LE Credit Based Connection Response");
+    assert_eq!(u16::from_le_bytes([rsp[12], rsp[13]]), 0, "accepted");
+}
+
 /// An `l2cap_send` that stalls both for credits and for NimBLE's shared pool: the pool
 /// recovering must not raise SEND_READY while NimBLE still holds the rest of the SDU (the next
 /// send would fail with EBUSY); the peer's credits then raise it, once.
