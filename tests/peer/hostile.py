@@ -166,6 +166,8 @@ def run(words):
         ble.gattc_read(int(words[1]), int(words[2]))
     elif cmd == 'pair':
         ble.gap_pair(int(words[1]))
+    elif cmd == 'l2send':
+        print('SENT', ble.l2cap_send(int(words[1]), int(words[2]), bytes(int(words[3]))))
     elif cmd == 'disc':
         ble.gap_disconnect(int(words[1]))
     elif cmd == 'quit':
@@ -558,6 +560,7 @@ class Case:
     note: str = ''
     forbid: tuple = (3, 28)
     wait: float = 0.5
+    send_cid: int | None = None  # where the PDU goes, if not the CID the answer comes on
 
 
 def _matches(outcome, answer: bytes | None, alive: bool) -> bool:
@@ -593,7 +596,7 @@ async def run_cases(s: 'Session', category: str, cid: int, cases: list[Case],
         pdu = case.pdu() if callable(case.pdu) else case.pdu
         mark = len(s.fw.lines)
         link.drain(cid)
-        link.send(cid, pdu)
+        link.send(case.send_cid if case.send_cid is not None else cid, pdu)
         only_silence = all(o in (NONE, DROP) for o in case.want + case.tolerate)
         answer = await link.recv(cid, 0.3 if only_silence else case.wait)
         if answer is None and not only_silence:
