@@ -166,6 +166,8 @@ def run(words):
         ble.gattc_read(int(words[1]), int(words[2]))
     elif cmd == 'pair':
         ble.gap_pair(int(words[1]))
+    elif cmd == 'sc':
+        ble.config(le_secure=bool(int(words[1])))
     elif cmd == 'l2send':
         print('SENT', ble.l2cap_send(int(words[1]), int(words[2]), bytes(int(words[3]))))
     elif cmd == 'disc':
