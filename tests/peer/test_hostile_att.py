@@ -28,7 +28,6 @@ Run: UBT_FIRMWARE=build/unix/micropython .cache/venv/bin/python -m pytest -q \
 
 from __future__ import annotations
 
-import asyncio
 import os
 import struct
 import sys
@@ -37,7 +36,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from fwproc import run_async  # noqa: E402
-from hostile import (ATT_CID, DROP, LONG_VALUE, NONE, RESULTS, RW_VALUE, Case,  # noqa: E402
+from hostile import (ATT_CID, LONG_VALUE, NONE, RESULTS, RW_VALUE, Case,  # noqa: E402
                      Prefix, att_error, record, run_cases, session, value_hash)
 
 # ATT error codes (Vol 3 Part F 3.4.1.1).

@@ -46,7 +46,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from fwproc import run_async  # noqa: E402
-from hostile import (FW_L2CAP_MTU, LE_SIG_CID, NONE, PSM, Case, Prefix, record,  # noqa: E402
+from hostile import (LE_SIG_CID, NONE, PSM, Case, Prefix, record,  # noqa: E402
                      run_cases, session)
 
 # Command Reject reasons (Vol 3 Part A 4.1) and LE credit-based connection results (4.23).

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import struct
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
