@@ -6,19 +6,33 @@
 //! channel itself (0x0005) frees it while its own packet is being handled, and the firmware
 //! crashes; naming ATT (0x0004) or SMP (0x0006) leaves the link without them. One packet from
 //! anyone in radio range does it, with no pairing. Only dynamic channels (0x0040 and up) can
-//! be disconnected (Core Vol 3 Part A 4.6), so a request naming a lower CID is dropped here;
-//! NimBLE answers one naming a dynamic channel that doesn't exist with silence too.
+//! be disconnected (Core Vol 3 Part A 4.6), so a request naming a lower CID is kept from the
+//! host here, and the host layer answers it as the specification says: a Command Reject,
+//! "invalid CID in request".
 //!
 //! The check needs the whole command, so a signalling packet has to arrive in one ACL
 //! fragment: every LE signalling command fits the smallest one (27 bytes), and hosts send
 //! whole fragments. A signalling packet split over several is dropped: NimBLE then discards
 //! its continuations, as it does any continuation without a start.
 
+/// A Disconnection Request for a fixed channel, and what its Command Reject must echo.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FixedChannelDisconnect {
+    /// The link it came on.
+    pub conn_handle: u16,
+    /// The request's identifier, which the reject repeats.
+    pub identifier: u8,
+    /// The channel named on our side.
+    pub dcid: u16,
+    /// The channel named on the peer's side.
+    pub scid: u16,
+}
+
 /// Why a packet from the controller was kept from the host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
-    /// A Disconnection Request for a fixed channel.
-    FixedChannelDisconnect,
+    /// A Disconnection Request for a fixed channel: to be answered with a Command Reject.
+    FixedChannelDisconnect(FixedChannelDisconnect),
     /// A signalling packet that does not arrive whole in its first fragment.
     FragmentedSignaling,
 }
@@ -57,9 +71,14 @@ pub fn refusal(acl: &[u8]) -> Option<Refusal> {
     // Code, identifier, length, then the Disconnection Request's DCID (the channel on our
     // side) and SCID.
     if command.first() == Some(&SIG_DISCONNECTION_REQUEST) {
-        if let Some(dcid) = le16(command, 4) {
+        if let (Some(dcid), Some(scid)) = (le16(command, 4), le16(command, 6)) {
             if dcid < FIRST_DYNAMIC_CID {
-                return Some(Refusal::FixedChannelDisconnect);
+                return Some(Refusal::FixedChannelDisconnect(FixedChannelDisconnect {
+                    conn_handle: handle_flags & 0x0fff,
+                    identifier: command[1],
+                    dcid,
+                    scid,
+                }));
             }
         }
     }
@@ -98,10 +117,16 @@ mod tests {
     #[test]
     fn disconnecting_a_fixed_channel_is_refused() {
         for cid in [0x0004, 0x0005, 0x0006, 0x0000, 0x003f] {
-            let p = acl(2, &l2cap(5, &disconnect_request(cid, cid)));
+            let p = acl(2, &l2cap(5, &disconnect_request(cid, 0x0041)));
+            let want = FixedChannelDisconnect {
+                conn_handle: 1,
+                identifier: 7,
+                dcid: cid,
+                scid: 0x0041,
+            };
             assert_eq!(
                 refusal(&p),
-                Some(Refusal::FixedChannelDisconnect),
+                Some(Refusal::FixedChannelDisconnect(want)),
                 "{cid:#x}"
             );
         }
@@ -121,7 +146,7 @@ mod tests {
         assert_eq!(refusal(&acl(2, &l2cap(4, &disconnect_request(5, 5)))), None);
         let conn_req = [0x14, 1, 10, 0, 0x80, 0, 0x40, 0, 0xc2, 1, 0x17, 0, 1, 0];
         assert_eq!(refusal(&acl(2, &l2cap(5, &conn_req))), None);
-        // A Disconnection Request too short to name a channel: NimBLE refuses it itself.
+        // A Disconnection Request too short to name both channels: NimBLE refuses it itself.
         assert_eq!(
             refusal(&acl(2, &l2cap(5, &[SIG_DISCONNECTION_REQUEST, 1, 2, 0, 5]))),
             None

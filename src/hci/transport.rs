@@ -19,6 +19,7 @@ use nimble_sys::{
 };
 
 use super::h4::{H4Parser, Packet};
+use super::l2cap_guard::{self, FixedChannelDisconnect, Refusal};
 use super::mbuf_pool::{MbufPool, POOL_ALIGN};
 use crate::port;
 use crate::thread::{Global, NimbleThread};
@@ -320,6 +321,9 @@ struct Rx {
     pos: usize,
     len: usize,
     held: Held,
+    /// Disconnection Requests for fixed channels kept from the host, waiting for the host
+    /// layer to answer them ([`take_refused_disconnect`]). More at once are dropped unanswered.
+    refused: [Option<FixedChannelDisconnect>; 4],
 }
 
 static RX: Global<Rx> = Global::new(Rx {
@@ -340,6 +344,7 @@ static RX: Global<Rx> = Global::new(Rx {
         bytes: [0; HELD_SIZE],
         len: 0,
     },
+    refused: [None; 4],
 });
 
 /// Forgets partial input and lent buffers; used at each host start.
@@ -351,6 +356,7 @@ pub fn reset(t: NimbleThread) {
         rx.pos = 0;
         rx.len = 0;
         rx.held.len = 0;
+        rx.refused = [None; 4];
     });
     CMD_BUFS.reset();
     EVT_HI_BUFS.reset();
@@ -397,6 +403,7 @@ fn pump(t: NimbleThread, waiting_for_answer: bool) -> bool {
             pos,
             len,
             held,
+            refused,
         } = rx;
         if !waiting_for_answer {
             // Held packets came before any byte still in the stage or the UART.
@@ -406,7 +413,7 @@ fn pump(t: NimbleThread, waiting_for_answer: bool) -> bool {
                 } else {
                     Packet::Event(data)
                 };
-                deliver(pkt, *host, drops);
+                deliver(pkt, *host, drops, refused);
                 held.pop_front();
                 return true;
             }
@@ -438,7 +445,7 @@ fn pump(t: NimbleThread, waiting_for_answer: bool) -> bool {
                     if waiting_for_answer && !now {
                         held.push(&pkt);
                     } else {
-                        deliver(pkt, *host, drops);
+                        deliver(pkt, *host, drops, refused);
                     }
                     return true;
                 }
@@ -448,6 +455,17 @@ fn pump(t: NimbleThread, waiting_for_answer: bool) -> bool {
     .unwrap_or(false)
 }
 
+/// The oldest Disconnection Request for a fixed channel kept from the host, for the host
+/// layer to answer with a Command Reject (see [`l2cap_guard`]).
+pub fn take_refused_disconnect(t: NimbleThread) -> Option<FixedChannelDisconnect> {
+    RX.with(t, |rx| {
+        let first = rx.refused[0].take();
+        rx.refused.rotate_left(1);
+        first
+    })
+    .flatten()
+}
+
 /// Whether bytes read from the UART, or packets held while the host waited for a command's
 /// answer, are still waiting in the transport.
 pub fn rx_buffered(t: NimbleThread) -> bool {
@@ -455,7 +473,12 @@ pub fn rx_buffered(t: NimbleThread) -> bool {
         .unwrap_or(false)
 }
 
-fn deliver(pkt: Packet<'_>, host: Option<HostCallbacks>, drops: &mut RxDrops) {
+fn deliver(
+    pkt: Packet<'_>,
+    host: Option<HostCallbacks>,
+    drops: &mut RxDrops,
+    refused: &mut [Option<FixedChannelDisconnect>; 4],
+) {
     let Some(host) = host else {
         return; // Host not configured yet: nothing can consume it.
     };
@@ -511,8 +534,13 @@ fn deliver(pkt: Packet<'_>, host: Option<HostCallbacks>, drops: &mut RxDrops) {
                 drops.events_unsynced = drops.events_unsynced.wrapping_add(1);
                 return;
             }
-            if super::l2cap_guard::refusal(acl).is_some() {
+            if let Some(why) = l2cap_guard::refusal(acl) {
                 drops.acl_refused = drops.acl_refused.wrapping_add(1);
+                if let Refusal::FixedChannelDisconnect(req) = why {
+                    if let Some(slot) = refused.iter_mut().find(|r| r.is_none()) {
+                        *slot = Some(req);
+                    }
+                }
                 return;
             }
             let Ok(len) = u16::try_from(acl.len()) else {

@@ -182,6 +182,15 @@ fn drain_rx(t: NimbleThread, budget: &mut u32) -> bool {
             return false;
         }
         let got = transport::pump_rx(t);
+        while let Some(req) = transport::take_refused_disconnect(t) {
+            sys::private::reject_invalid_cid(
+                t,
+                req.conn_handle,
+                req.identifier,
+                req.dcid,
+                req.scid,
+            );
+        }
         npl::run_all_events(t);
         if !got {
             return true;

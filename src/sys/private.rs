@@ -23,6 +23,26 @@ extern "C" {
     fn ble_hs_pvcy_set_our_irk(irk: *const u8) -> c_int;
     fn ble_hs_misc_restore_irks() -> c_int;
     fn ble_hs_pvcy_remove_entry(addr_type: u8, addr: *const u8) -> c_int;
+    fn ble_l2cap_sig_reject_invalid_cid_tx(
+        conn_handle: u16,
+        id: u8,
+        src_cid: u16,
+        dst_cid: u16,
+    ) -> c_int;
+}
+
+/// Answers a peer's signalling request `identifier` on `conn_handle` with a Command Reject,
+/// "invalid CID in request", echoing the request's `dcid` (our side) and `scid` (the peer's).
+pub fn reject_invalid_cid(
+    _t: NimbleThread,
+    conn_handle: u16,
+    identifier: u8,
+    dcid: u16,
+    scid: u16,
+) {
+    // SAFETY: plain NimBLE call on the NimBLE thread; it allocates its own packet and drops
+    // it if the link is gone.
+    let _ = unsafe { ble_l2cap_sig_reject_invalid_cid_tx(conn_handle, identifier, scid, dcid) };
 }
 
 /// Zeroes NimBLE's GATT resource counters before the services are counted again.

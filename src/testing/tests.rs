@@ -1400,7 +1400,18 @@ fn disconnecting_a_fixed_channel_is_ignored() {
         c.acl_to_host(conn, 1, &rest);
     });
     advance(5);
-    assert_eq!(with_controller(|c| c.take_pdus(CID_SIG)), vec![]);
+    // Each whole request gets a Command Reject, "invalid CID in request" (0x0002), echoing
+    // its identifier and channels; the split one is dropped.
+    let rejects: Vec<Vec<u8>> = with_controller(|c| c.take_pdus(CID_SIG))
+        .into_iter()
+        .map(|p| p.payload)
+        .collect();
+    let reject = |ident: u8, cid: u8| vec![0x01, ident, 6, 0, 2, 0, cid, 0, cid, 0];
+    assert_eq!(
+        rejects,
+        vec![reject(3, 5), reject(4, 4), reject(5, 6)],
+        "Command Rejects"
+    );
     assert!(events().is_empty());
     // ATT still answers on the link.
     let mut read = vec![0x0a];

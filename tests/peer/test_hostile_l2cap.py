@@ -24,10 +24,12 @@ Where NimBLE differs from the spec (counted as deviations in build/hostile-summa
   length are dropped (ble_l2cap_rx / ble_l2cap_coc_rx_fn) and K-frames beyond the credits
   are delivered; the spec has the receiver close the channel. The channel still closes
   cleanly afterwards. Credits overflowing 65535 and an SDU length over our MTU do close it.
-- A Disconnection Request naming a fixed channel (ATT 4, SMP 6) deletes that channel from
-  the link (ble_l2cap_sig_disc_req_rx matches any channel): test_disconnect_request_for_att_
-  and_smp_channels. Naming the signalling channel (5) crashes the firmware with SIGSEGV:
-  test_disconnect_request_for_signalling_channel, marked xfail(strict=True).
+
+A Disconnection Request naming a fixed channel made NimBLE (ble_l2cap_sig_disc_req_rx, which
+matches any channel) delete that channel from the link, and naming the signalling channel (5)
+crashed the firmware with SIGSEGV. This suite found it; src/hci/l2cap_guard.rs now keeps such
+requests from NimBLE and the host answers them with the Command Reject the spec asks for
+(test_disconnect_request_for_signalling_channel, test_disconnect_request_for_att_and_smp_channels).
 
 Run: UBT_FIRMWARE=build/unix/micropython .cache/venv/bin/python -m pytest -q \
          tests/peer/test_hostile_l2cap.py
@@ -40,7 +42,6 @@ import os
 import struct
 import sys
 
-import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -303,16 +304,12 @@ async def test_hostile_l2cap(tmp_path):
         assert not failures, '\n'.join(failures)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    'NimBLE bug: ble_l2cap_sig_disc_req_rx deletes any channel whose CIDs match, fixed '
-    'channels included; a Disconnection Request for DCID=SCID=0x0005 deletes the signalling '
-    'channel while it is in use and the firmware dies with SIGSEGV'))
 @run_async(60)
 async def test_disconnect_request_for_signalling_channel(tmp_path):
     """A Disconnection Request naming the LE signalling channel itself (DCID = SCID = 5):
-    the spec's answer is a Command Reject, reason 0x0002 (invalid CID). Today one such PDU from
-    an unauthenticated peer crashes the firmware (SIGSEGV), so this test is expected to fail
-    (strict: it reports when the crash is gone)."""
+    the spec's answer is a Command Reject, reason 0x0002 (invalid CID). NimBLE alone deleted
+    the signalling channel while handling the packet and the firmware died (SIGSEGV);
+    src/hci/l2cap_guard.rs keeps the request from it, and the link goes on working."""
     async with session(tmp_path, witness=False) as s:
         link = await s.connect()
         answer = await link.request(LE_SIG_CID, sig(0x06, 0x09, struct.pack('<HH', 5, 5)))
@@ -328,26 +325,19 @@ async def test_disconnect_request_for_signalling_channel(tmp_path):
 @run_async(60)
 async def test_disconnect_request_for_att_and_smp_channels(tmp_path):
     """A Disconnection Request naming the ATT (4) or SMP (6) fixed channel: the spec's answer
-    is a Command Reject "invalid CID". NimBLE (ble_l2cap_sig_disc_req_rx) instead answers with
-    a Disconnection Response and deletes that fixed channel from the link: afterwards ATT (or
-    SMP) on that link is gone (requests go unanswered, the script's gattc_read raises
-    OSError(107)). The firmware and its other links stay intact; counted as deviations."""
+    is a Command Reject "invalid CID". NimBLE alone (ble_l2cap_sig_disc_req_rx) answered with
+    a Disconnection Response and deleted that fixed channel from the link (ATT or SMP on it was
+    gone); src/hci/l2cap_guard.rs keeps the request from it and the host sends the reject."""
     async with session(tmp_path) as s:
         for cid in (4, 6):
             link = await s.connect()
             answer = await link.request(LE_SIG_CID, sig(0x06, 0x0A, struct.pack('<HH', cid, cid)))
             assert s.fw.proc.returncode is None
-            if answer == reject(0x0A, INVALID_CID, struct.pack('<HH', cid, cid)):
-                verdict = 'refused'
-            elif answer == sig(0x07, 0x0A, struct.pack('<HH', cid, cid)):
-                verdict = 'deviation'
-            else:
-                verdict = 'failed'
-            record('l2cap', f'disconnect_fixed_channel_{cid}', verdict)
-            assert verdict != 'failed', answer
-            # The other fixed channels of that link still work.
-            if cid == 6:
-                read = await link.att(b'\x0a' + struct.pack('<H', s.handles['ro']))
-                assert read == b'\x0bread-only value', read
+            ok = answer == reject(0x0A, INVALID_CID, struct.pack('<HH', cid, cid))
+            record('l2cap', f'disconnect_fixed_channel_{cid}', 'refused' if ok else 'failed')
+            assert ok, answer
+            # ATT on that link still works, whichever channel was named.
+            read = await link.att(b'\x0a' + struct.pack('<H', s.handles['ro']))
+            assert read == b'\x0bread-only value', read
             await link.close()
             await s.check_intact()
