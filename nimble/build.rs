@@ -80,6 +80,35 @@ const TREE_INCLUDES: &[&str] = &[
     "porting/nimble/include",
 ];
 
+/// NimBLE sources compiled through a file of ours in `csrc/` that includes them unchanged and
+/// adds a safety fix the tree lacks (see each file's comment), when the tree has the internals
+/// the fix relies on; a newer tree (`NIMBLE_DIR`) that does not is compiled as it is.
+const WRAPPED_SOURCES: &[(&str, &str, &[&str])] = &[
+    (
+        "nimble/host/src/ble_l2cap.c",
+        "ubt_l2cap.c",
+        &["ble_l2cap_coc_cleanup_chan(conn, chan);"],
+    ),
+    (
+        "nimble/host/src/ble_l2cap_sig.c",
+        "ubt_l2cap_sig.c",
+        &[
+            "static struct ble_l2cap_sig_proc_list ble_l2cap_sig_procs;",
+            "proc->disconnect.chan = chan;",
+            "struct ble_l2cap_chan *chan[BLE_L2CAP_MAX_COC_CONN_REQ];",
+        ],
+    ),
+];
+
+/// Whether every file in [`WRAPPED_SOURCES`] has the text its wrapper relies on.
+fn wrappers_fit(tree: &Path) -> bool {
+    WRAPPED_SOURCES.iter().all(|(src, _, needs)| {
+        std::fs::read_to_string(tree.join(src))
+            .map(|text| needs.iter().all(|n| text.contains(n)))
+            .unwrap_or(false)
+    })
+}
+
 fn nimble_dir(manifest_dir: &Path) -> PathBuf {
     // An empty NIMBLE_DIR (e.g. exported unset by make) means "not set".
     if let Some(dir) = env::var_os("NIMBLE_DIR").filter(|d| !d.is_empty()) {
@@ -119,6 +148,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=NIMBLE_DIR");
     println!("cargo:rerun-if-changed=include");
     println!("cargo:rerun-if-changed=wrapper.h");
+    println!("cargo:rerun-if-changed=csrc");
     if !tree.join("nimble/host/src/ble_hs.c").is_file() {
         panic!(
             "NimBLE tree not found at {}: run tools/deps.sh nimble, or set NIMBLE_DIR",
@@ -136,8 +166,21 @@ fn main() {
     for inc in TREE_INCLUDES {
         build.include(tree.join(inc));
     }
+    let wrap = wrappers_fit(&tree);
+    if !wrap {
+        println!(
+            "cargo:warning=NimBLE tree at {} differs from the one csrc/ was written for: \
+             its L2CAP sources are compiled without our fixes",
+            tree.display()
+        );
+    }
+    // The wrappers include their NimBLE file by name.
+    build.include(tree.join("nimble/host/src"));
     for src in HOST_SOURCES {
-        build.file(tree.join(src));
+        match WRAPPED_SOURCES.iter().find(|(s, _, _)| s == src) {
+            Some((_, ours, _)) if wrap => build.file(manifest_dir.join("csrc").join(ours)),
+            _ => build.file(tree.join(src)),
+        };
     }
     build
         .std("gnu99")

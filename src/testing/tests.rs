@@ -1435,6 +1435,65 @@ fn disconnecting_a_fixed_channel_is_ignored() {
     assert_eq!(u16::from_le_bytes([rsp[12], rsp[13]]), 0, "accepted");
 }
 
+/// A peer that makes NimBLE disconnect one channel twice (two credit packets that each
+/// overflow 65535) and then answers both Disconnection Requests: the first answer frees the
+/// channel, and the second used to free it again (SIGSEGV). The over-the-air fuzzer found it;
+/// nimble/csrc/ubt_l2cap_sig.c makes the pending procedure forget a freed channel.
+#[test]
+fn a_channel_disconnected_twice_is_freed_once() {
+    let _sim = started();
+    assert_eq!(ffi::ubt_l2cap_listen(0x80, 512), OK);
+    let conn = connect_as_peripheral();
+    // The peer's channel 0x40 opens with 65535 credits for us.
+    let mut req = vec![0x14, 1, 10, 0];
+    for v in [0x80u16, 0x40, 256, 100, 0xffff] {
+        req.extend(v.to_le_bytes());
+    }
+    with_controller(|c| c.l2cap_to_host(conn, CID_SIG, &req));
+    advance(5);
+    let rsp = with_controller(|c| c.take_pdus(CID_SIG)).remove(0).payload;
+    let our_cid = u16::from_le_bytes([rsp[4], rsp[5]]);
+    events();
+    // Two credit packets, each past 65535.
+    for ident in [2u8, 3] {
+        let mut credits = vec![0x16, ident, 4, 0];
+        credits.extend(0x40u16.to_le_bytes());
+        credits.extend(1u16.to_le_bytes());
+        with_controller(|c| c.l2cap_to_host(conn, CID_SIG, &credits));
+        advance(5);
+    }
+    let requests: Vec<Vec<u8>> = with_controller(|c| c.take_pdus(CID_SIG))
+        .into_iter()
+        .map(|p| p.payload)
+        .filter(|p| p[0] == 0x06)
+        .collect();
+    assert!(!requests.is_empty(), "NimBLE disconnects the channel");
+    // The peer answers every Disconnection Request.
+    for r in &requests {
+        let mut answer = vec![0x07, r[1], 4, 0];
+        answer.extend_from_slice(&r[4..8]);
+        with_controller(|c| c.l2cap_to_host(conn, CID_SIG, &answer));
+        advance(5);
+    }
+    assert_eq!(
+        events(),
+        vec![ev(
+            IRQ_L2CAP_DISCONNECT,
+            vec![int(1), int(i64::from(our_cid)), int(0x80), int(0)]
+        )]
+    );
+    // The link still works: another channel opens.
+    let mut req = vec![0x14, 9, 10, 0];
+    for v in [0x80u16, 0x41, 256, 100, 5] {
+        req.extend(v.to_le_bytes());
+    }
+    with_controller(|c| c.l2cap_to_host(conn, CID_SIG, &req));
+    advance(5);
+    let rsp = with_controller(|c| c.take_pdus(CID_SIG)).remove(0).payload;
+    assert_eq!(rsp[0], 0x15, "LE Credit Based Connection Response");
+    assert_eq!(u16::from_le_bytes([rsp[12], rsp[13]]), 0, "accepted");
+}
+
 /// An `l2cap_send` that stalls both for credits and for NimBLE's shared pool: the pool
 /// recovering must not raise SEND_READY while NimBLE still holds the rest of the SDU (the next
 /// send would fail with EBUSY); the peer's credits then raise it, once.
