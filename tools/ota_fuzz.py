@@ -72,6 +72,7 @@ HANG_S = 6.0            # no heartbeat for this long: a hang
 STEP_S = 10.0           # connect, probe and channel-open waits
 KEEP_ACTIONS = 400      # actions kept for a finding
 KEEP_OUTPUT = 300       # firmware output lines kept
+HOLD_S = 0.5            # the known-bug guard's wait for NimBLE's Disconnection Request
 CRASH_PATTERNS = re.compile(
     r'Traceback|Unhandled exception|panicked|FATAL|Assertion|assert|Segmentation|'
     r'AddressSanitizer|runtime error|MemoryError|Error:')
@@ -434,9 +435,15 @@ class Attacker:
         self.disconnect_reasons: collections.Counter[str] = collections.Counter()
         self.rx: collections.Counter[str] = collections.Counter()
         self.att_inbox: asyncio.Queue[bytes] = asyncio.Queue()
+        # Every channel the firmware accepted on this link (a mirror of NimBLE's view, for
+        # the guard below), and the one the le_coc generator sends on.
+        self.channels: list[dict] = []
         self.coc: dict | None = None
         self.coc_waiters: dict[int, asyncio.Future] = {}
-        self.coc_requests: dict[int, int] = {}   # signalling identifier -> our scid
+        # Signalling identifier -> (our scid, credits) of a generated channel request.
+        self.coc_requests: dict[int, tuple[int, int]] = {}
+        self.avoided = 0
+        self.guard_known_bugs = True
         self.generator: Generator | None = None
         self.confirm_indications = True
         device.l2cap_channel_manager.on_pdu = self._on_pdu
@@ -446,14 +453,14 @@ class Attacker:
         conn = await self.device.connect(self.fw_address, own_address_type=0, timeout=STEP_S)
         self.conn = conn
         self.links += 1
-        self.coc = None
+        self.forget_channels()
         self.att_inbox = asyncio.Queue()
         self.record({'op': 'connect'})
 
         def gone(reason) -> None:
             if self.conn is conn:
                 self.conn = None
-                self.coc = None
+                self.forget_channels()
             self.disconnects += 1
             self.disconnect_reasons[str(reason)] += 1
 
@@ -470,7 +477,88 @@ class Attacker:
         except Exception as e:  # noqa: BLE001 - already gone, or the controller is
             log.info('disconnect: %r', e)
         self.conn = None
+        self.forget_channels()
+
+    def forget_channels(self) -> None:
+        self.channels = []
         self.coc = None
+        self.coc_requests = {}
+
+    def add_channel(self, ours: int | None, theirs: int, mtu: int, mps: int, credits: int,
+                    fw_credits: int | None) -> dict:
+        """A channel the firmware accepted; `ours` and `fw_credits` (the credits we gave it)
+        are None when the request it answered is not known."""
+        ch = {'ours': ours, 'theirs': theirs, 'mtu': mtu, 'mps': mps, 'credits': credits,
+              'fw_credits': fw_credits, 'hold_until': 0.0}
+        self.channels.append(ch)
+        return ch
+
+    def drop_channel(self, ch: dict) -> None:
+        if ch in self.channels:
+            self.channels.remove(ch)
+        if self.coc is ch:
+            self.coc = self.channels[0] if self.channels else None
+
+    # ---- the guard against a known NimBLE bug
+    def vet(self, cid: int, pdu: bytes) -> bool:
+        """False for a PDU that must not be sent now because it would crash the firmware
+        through a NimBLE bug already known and documented, so the fuzzer can look for others.
+
+        The bug (docs/nimble-source.md, L2CAP: "Double disconnect of a CoC channel", upstream
+        089f0d8, missing from our 2020 tree): when NimBLE starts disconnecting a channel
+        itself (`ble_l2cap_sig_disconnect`: credits past 65535 in
+        `ble_l2cap_coc_le_credits_update`, or an SDU length over its MTU in
+        `ble_l2cap_coc_rx_fn`), a second such PDU before the peer's Disconnection Response
+        starts a second procedure for the same channel; the first response frees the
+        channel and the second uses it after free (`ble_l2cap_sig_disc_rsp_rx` →
+        `ble_l2cap_sig_coc_disconnect_cb` → `ble_hs_conn_delete_chan`): SIGSEGV. So after
+        a PDU that may start such a disconnect, the guard holds back every further PDU that
+        could start another or free the channel (credits for it, K-frames on it, our own
+        Disconnection Request for it) until NimBLE's Disconnection Request has been answered
+        or HOLD_S has passed without one. It keeps count of the credits NimBLE holds; it
+        cannot know NimBLE's reassembly state, so it treats every K-frame as a possible
+        first one."""
+        if not self.guard_known_bugs or not self.channels:
+            return True
+        now = time.monotonic()
+
+        def held(chs) -> bool:
+            return any(ch['hold_until'] > now for ch in chs)
+
+        def hold(chs) -> bool:
+            for ch in chs:
+                ch['hold_until'] = now + HOLD_S
+            return True
+
+        if cid == SIG_CID and len(pdu) >= 8 and pdu[0] in (0x06, 0x16):
+            if struct.unpack_from('<H', pdu, 2)[0] != len(pdu) - 4:
+                return True          # NimBLE drops a command whose length field is wrong
+            a, b = struct.unpack_from('<2H', pdu, 4)
+            if pdu[0] == 0x16:       # credits for the channel whose peer CID is a
+                hit = [ch for ch in self.channels if ch['ours'] == a]
+                targets = hit or [ch for ch in self.channels if ch['ours'] is None]
+                if not targets or b == 0:
+                    return True
+                if held(targets):
+                    return False
+                if hit and hit[0]['fw_credits'] is not None \
+                        and hit[0]['fw_credits'] + b <= 0xFFFF:
+                    hit[0]['fw_credits'] += b
+                    return True
+                return hold(targets)  # may overflow: NimBLE disconnects
+            # Our Disconnection Request (DCID a: the firmware's CID; SCID b: ours) frees it.
+            return not held([ch for ch in self.channels
+                             if ch['theirs'] == a and ch['ours'] in (b, None)])
+        hit = [ch for ch in self.channels if ch['theirs'] == cid]
+        if not hit:
+            return True
+        if held(hit):
+            return False
+        # Any K-frame may be the first of an SDU to NimBLE: one whose first two bytes, as an
+        # SDU length, pass the channel's MTU may make it disconnect.
+        if len(pdu) >= 2 and struct.unpack_from('<H', pdu)[0] > min(ch['mtu'] for ch in hit):
+            hold(hit)
+        return True
 
     @property
     def connected(self) -> bool:
@@ -511,6 +599,10 @@ class Attacker:
                 self.generator.smp_last_rx = pdu[0]
         else:
             self.rx['other_cid'] += 1
+            for ch in self.channels:
+                if ch['ours'] == cid and ch['fw_credits'] is not None:
+                    ch['fw_credits'] -= 1   # a K-frame from the firmware spends one credit
+                    break
 
     def _on_signal(self, pdu: bytes) -> None:
         if len(pdu) < 4:
@@ -520,24 +612,30 @@ class Attacker:
         if code == 0x15 and len(data) >= 10:   # LE credit-based connection response
             dcid, mtu, mps, credits, result = struct.unpack_from('<5H', data)
             waiter = self.coc_waiters.pop(ident, None)
-            scid = self.coc_requests.pop(ident, None)
+            request = self.coc_requests.pop(ident, None)
             if waiter is not None and not waiter.done():
                 waiter.set_result((dcid, mtu, mps, credits, result))
-            elif result == 0 and scid is not None and self.coc is None:
-                # A generated request the firmware accepted: fuzz on that channel.
-                self.coc = {'ours': scid, 'theirs': dcid, 'mtu': mtu, 'mps': mps,
-                            'credits': credits}
+            elif result == 0:
+                # A generated request the firmware accepted: fuzz on that channel too.
+                ours, given = request if request is not None else (None, None)
+                ch = self.add_channel(ours, dcid, mtu, mps, credits, given)
+                if self.coc is None and ours is not None:
+                    self.coc = ch
         elif code == 0x06 and len(data) >= 4:  # disconnection request: answer it
             dcid, scid = struct.unpack_from('<2H', data)
             self.send(SIG_CID, bytes([0x07, ident]) + u16(4) + u16(dcid) + u16(scid))
-            if self.coc and self.coc['ours'] == dcid:
-                self.coc = None
+            for ch in [ch for ch in self.channels
+                       if ch['ours'] in (dcid, None) and ch['theirs'] == scid]:
+                self.drop_channel(ch)
         elif code == 0x07 and len(data) >= 4:  # our disconnection request answered
             dcid, scid = struct.unpack_from('<2H', data)
-            if self.coc and self.coc['theirs'] == dcid:
-                self.coc = None
-        elif code == 0x16 and len(data) >= 4 and self.coc:
-            self.coc['credits'] += struct.unpack_from('<H', data, 2)[0]
+            for ch in [ch for ch in self.channels
+                       if ch['theirs'] == dcid and ch['ours'] in (scid, None)]:
+                self.drop_channel(ch)
+        elif code == 0x16 and len(data) >= 4:
+            for ch in self.channels:
+                if ch['theirs'] == struct.unpack_from('<H', data)[0]:
+                    ch['credits'] += struct.unpack_from('<H', data, 2)[0]
         elif code == 0x12:                     # connection parameter update request: refuse
             self.send(SIG_CID, bytes([0x13, ident]) + u16(2) + u16(1))
         elif code in (0x14, 0x17):             # the firmware opening a channel: refuse
@@ -549,7 +647,8 @@ class Attacker:
     def track_sig(self, pdu: bytes) -> None:
         """Remembers a generated channel request's scid, to adopt the channel if accepted."""
         if len(pdu) >= 14 and pdu[0] == 0x14:
-            self.coc_requests[pdu[1]] = struct.unpack_from('<H', pdu, 6)[0]
+            self.coc_requests[pdu[1]] = (struct.unpack_from('<H', pdu, 6)[0],
+                                         struct.unpack_from('<H', pdu, 12)[0])
 
     async def open_coc(self, psm: int, ident: int, scid: int) -> bool:
         """Opens an LE credit-based channel to the listener by hand (Bumble's L2CAP stays
@@ -566,7 +665,7 @@ class Attacker:
             return False
         if result != 0:
             return False
-        self.coc = {'ours': scid, 'theirs': dcid, 'mtu': mtu, 'mps': mps, 'credits': credits}
+        self.coc = self.add_channel(scid, dcid, mtu, mps, credits, 0xFFFF)
         return True
 
     async def read_probe(self, handle: int) -> bytes | None:
@@ -706,6 +805,10 @@ class Fuzzer:
             cid, pdu = gen.unknown_cid()
         else:
             cid, pdu = gen.raw()
+        if not a.vet(cid, pdu):
+            # Held back by the known-bug guard: an ATT PDU instead.
+            a.avoided += 1
+            cat, cid, pdu = 'att', ATT_CID, gen.att()
         self.record({'op': 'pdu', 'cat': cat, 'cid': cid, 'hex': pdu.hex()})
         a.send(cid, pdu)
         self.executions += 1
@@ -728,6 +831,7 @@ class Fuzzer:
                                          FALLBACK_ADDRESS(), transport.source, transport.sink)
                 await device.power_on()
                 self.attacker = Attacker(device, fw_address(radio, self.fw), self.record)
+                self.attacker.guard_known_bugs = not args.no_guard
                 gen = Generator(self.rng, self.fw.ready['handles'], self.fw.ready['psm'])
                 self.attacker.generator = gen
                 deadline = started + args.seconds
@@ -772,6 +876,8 @@ class Fuzzer:
             'forced_disconnects': a.forced_disconnects if a else 0,
             'disconnect_reasons': dict(a.disconnect_reasons) if a else {},
             'coc_opens': dict(self.coc_opens), 'probes': self.probes,
+            'known_bug_guard': not args.no_guard,
+            'held_back_by_guard': a.avoided if a else 0,
             'received': dict(a.rx) if a else {},
             'crashes': self.crashes, 'findings': self.findings, 'anomalies': self.anomalies,
             'firmware_restarts': self.restarts,
@@ -814,6 +920,8 @@ async def replay_once(args, actions: list[dict]) -> tuple[str | None, list[str]]
                                      transport.source, transport.sink)
             await device.power_on()
             a = fuzzer.attacker = Attacker(device, fw_address(radio, fuzzer.fw), fuzzer.record)
+            # Exactly what was sent, unless asked to hold back what the guard would.
+            a.guard_known_bugs = args.guard
             why = None
             for act in actions:
                 if why := fuzzer.fw.trouble():
@@ -830,7 +938,11 @@ async def replay_once(args, actions: list[dict]) -> tuple[str | None, list[str]]
                 elif op == 'open_coc':
                     await a.open_coc(act['psm'], act['ident'], act['scid'])
                 elif op == 'pdu':
-                    a.send(act['cid'], bytes.fromhex(act['hex']))
+                    pdu = bytes.fromhex(act['hex'])
+                    if a.vet(act['cid'], pdu):
+                        a.send(act['cid'], pdu)
+                    else:
+                        print(f'held back by the guard: {act}')
                     await a.pace()
             await asyncio.sleep(1.0)
             why = why or await fuzzer.probe(final=True)
@@ -909,6 +1021,10 @@ def parse_args(argv=None):
                    help='probe the firmware every N executions (default 300)')
     p.add_argument('--reconnect-every', type=float, default=10.0,
                    help='the attacker drops the link itself every S seconds (default 10)')
+    p.add_argument('--no-guard', action='store_true',
+                   help='send PDUs that trigger the known NimBLE double-disconnect bug too')
+    p.add_argument('--guard', action='store_true',
+                   help='with --replay: hold back what the known-bug guard would')
     p.add_argument('--stop-on-crash', action='store_true', help='stop at the first crash')
     p.add_argument('--replay', metavar='FILE', help='replay a saved finding instead')
     p.add_argument('--minimize', action='store_true',
