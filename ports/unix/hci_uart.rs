@@ -29,7 +29,6 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::IntoRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use vm_wake::{VmWaker, Woken};
@@ -574,7 +573,7 @@ struct Uart {
     /// SIGPIPE.
     socket: bool,
     shared: Arc<Shared>,
-    reader: Option<JoinHandle<()>>,
+    reader: Option<WatcherThread>,
 }
 
 static UART: Mutex<Option<Uart>> = Mutex::new(None);
@@ -716,7 +715,7 @@ fn watcher_loop(
 /// SIGINT handler raises KeyboardInterrupt right there and crashes on a thread without VM
 /// state. The kernel hands such a signal to another thread whenever the main thread already
 /// has one pending, which our wake-up signal makes common.
-fn spawn_without_signals(f: impl FnOnce() + Send + 'static) -> Option<JoinHandle<()>> {
+fn spawn_without_signals(f: impl FnOnce() + Send + 'static) -> Option<WatcherThread> {
     // SAFETY: `all` and `old` are signal sets we own, initialised by sigfillset and
     // pthread_sigmask before use; the calling thread's mask is restored before returning
     // (the new thread inherits the blocked one).
@@ -736,14 +735,56 @@ fn spawn_without_signals(f: impl FnOnce() + Send + 'static) -> Option<JoinHandle
         }
         let mut old: libc::sigset_t = core::mem::zeroed();
         let blocked = libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old) == 0;
-        let reader = std::thread::Builder::new()
-            .name("hci-uart-rx".into())
-            .spawn(f)
-            .ok();
+        let thread = WatcherThread::spawn(Box::new(f));
         if blocked {
             libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
         }
-        reader
+        thread
+    }
+}
+
+/// The watcher thread, started with pthreads directly rather than `std::thread`: std keeps a
+/// handle, a result slot, a name and a thread-local record on the heap for every thread
+/// (about 300 bytes here), none of which this one needs.
+struct WatcherThread(libc::pthread_t);
+
+/// The watcher's stack: its loop and the H4 trace's formatting need a few KiB.
+const WATCHER_STACK: usize = 2 * 1024 * 1024;
+
+impl WatcherThread {
+    fn spawn(f: Box<dyn FnOnce() + Send>) -> Option<WatcherThread> {
+        extern "C" fn start(arg: *mut libc::c_void) -> *mut libc::c_void {
+            // SAFETY: `arg` is the Box<Box<dyn FnOnce>> leaked by `spawn`, handed over once.
+            let f = unsafe { Box::from_raw(arg.cast::<Box<dyn FnOnce() + Send>>()) };
+            f();
+            core::ptr::null_mut()
+        }
+        let arg = Box::into_raw(Box::new(f));
+        // SAFETY: `attr` is initialised before use and destroyed after; `thread` is written by
+        // pthread_create; on failure the leaked box is taken back and dropped.
+        unsafe {
+            let mut attr: libc::pthread_attr_t = core::mem::zeroed();
+            if libc::pthread_attr_init(&mut attr) != 0 {
+                drop(Box::from_raw(arg));
+                return None;
+            }
+            libc::pthread_attr_setstacksize(&mut attr, WATCHER_STACK);
+            let mut thread: libc::pthread_t = core::mem::zeroed();
+            let rc = libc::pthread_create(&mut thread, &attr, start, arg.cast());
+            libc::pthread_attr_destroy(&mut attr);
+            if rc != 0 {
+                drop(Box::from_raw(arg));
+                return None;
+            }
+            #[cfg(target_os = "linux")]
+            libc::pthread_setname_np(thread, c"hci-uart".as_ptr());
+            Some(WatcherThread(thread))
+        }
+    }
+
+    fn join(self) {
+        // SAFETY: the thread was created joinable and is joined once, here.
+        unsafe { libc::pthread_join(self.0, core::ptr::null_mut()) };
     }
 }
 
@@ -823,7 +864,7 @@ pub fn uart_close() {
         u.shared.stop.store(true, Ordering::Release);
         u.shared.kick();
         if let Some(t) = u.reader.take() {
-            let _ = t.join();
+            t.join();
         }
         // SAFETY: the reader thread has exited, so nobody else uses `fd`.
         unsafe { libc::close(u.fd) };
