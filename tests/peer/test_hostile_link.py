@@ -49,6 +49,7 @@ async def test_connection_flood(tmp_path):
             connects += 1
             with contextlib.suppress(Exception):
                 await connection.disconnect()
+        print(f'connection flood: {connects} links in {FLOOD_S:.0f} s, {failures} attempts failed')
         assert connects >= 5, (connects, failures)
         await s.check_intact()
         # The firmware saw each of those links come and go.
