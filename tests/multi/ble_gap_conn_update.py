@@ -15,28 +15,34 @@ _IRQ_PERIPHERAL_CONNECT = const(7)
 _IRQ_PERIPHERAL_DISCONNECT = const(8)
 _IRQ_CONNECTION_UPDATE = const(27)
 
+# Every occurrence is kept, in order: on a controller that completes procedures at once
+# (RootCanal), both updates can reach the central in one poll, before the script's first wait.
 waiting_events = {}
+
+
+def arrived(event, value):
+    waiting_events.setdefault(event, []).append(value)
 
 
 def irq(event, data):
     if event in (_IRQ_CENTRAL_CONNECT, _IRQ_PERIPHERAL_CONNECT):
         print("connect")
-        waiting_events[event] = data[0]
+        arrived(event, data[0])
     elif event in (_IRQ_CENTRAL_DISCONNECT, _IRQ_PERIPHERAL_DISCONNECT):
         print("disconnect")
-        waiting_events[event] = None
+        arrived(event, None)
     elif event == _IRQ_CONNECTION_UPDATE:
         conn_handle, interval, latency, timeout, status = data
         # Interval in 1.25 ms units, timeout in 10 ms units.
         print("_IRQ_CONNECTION_UPDATE", interval, latency, timeout, status)
-        waiting_events[event] = status
+        arrived(event, status)
 
 
 def wait_for_event(event, timeout_ms):
     t0 = time.ticks_ms()
     while time.ticks_diff(time.ticks_ms(), t0) < timeout_ms:
-        if event in waiting_events:
-            return waiting_events.pop(event)
+        if waiting_events.get(event):
+            return waiting_events[event].pop(0)
         machine.idle()
     raise ValueError("Timeout waiting for {}".format(event))
 
