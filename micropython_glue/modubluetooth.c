@@ -468,6 +468,10 @@ static mp_obj_t ubt_config_get(qstr key) {
             ubt_check(ubt_ble_config_mtu(&mtu));
             return MP_OBJ_NEW_SMALL_INT(mtu);
         }
+        case MP_QSTR_le_data_length:
+            return mp_obj_new_bool(ubt_ble_config_link_upgrade(UBT_LINK_UPGRADE_DATA_LENGTH));
+        case MP_QSTR_le_2m_phy:
+            return mp_obj_new_bool(ubt_ble_config_link_upgrade(UBT_LINK_UPGRADE_PHY2M));
         default:
             ubt_raise(UBT_PY_ERROR_UNKNOWN_CONFIG);
     }
@@ -508,6 +512,12 @@ static void ubt_config_set(qstr key, mp_obj_t value) {
             break;
         case MP_QSTR_io:
             ubt_ble_config_set_security(UBT_SECURITY_IO, (uint8_t)mp_obj_get_int(value));
+            break;
+        case MP_QSTR_le_data_length:
+            ubt_ble_config_set_link_upgrade(UBT_LINK_UPGRADE_DATA_LENGTH, mp_obj_is_true(value));
+            break;
+        case MP_QSTR_le_2m_phy:
+            ubt_ble_config_set_link_upgrade(UBT_LINK_UPGRADE_PHY2M, mp_obj_is_true(value));
             break;
         default:
             ubt_raise(UBT_PY_ERROR_UNKNOWN_CONFIG);

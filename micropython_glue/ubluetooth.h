@@ -52,6 +52,15 @@ enum UbtPyError {
 };
 typedef int32_t UbtPyError;
 
+// The link upgrades the host asks for on each new connection
+// (`config(le_data_length=, le_2m_phy=)`, ours).
+typedef enum {
+  // `le_data_length`
+  UBT_LINK_UPGRADE_DATA_LENGTH = 0,
+  // `le_2m_phy`
+  UBT_LINK_UPGRADE_PHY2M = 1,
+} UbtLinkUpgrade;
+
 // Security settings (`config(bond=, mitm=, le_secure=, io=)`), which persist across restarts.
 typedef enum {
   // `bond`
@@ -196,6 +205,12 @@ ubt_status_t ubt_ble_config_set_mtu(uint16_t mtu);
 
 // `config(bond=|mitm=|le_secure=|io=)`: stored in NimBLE's host configuration, active or not.
 void ubt_ble_config_set_security(UbtSecurity key, uint8_t value);
+
+// `config(le_data_length=|le_2m_phy=)`: for links made afterwards, active or not.
+void ubt_ble_config_set_link_upgrade(UbtLinkUpgrade key, bool on);
+
+// `config('le_data_length')` / `config('le_2m_phy')`.
+bool ubt_ble_config_link_upgrade(UbtLinkUpgrade key);
 
 // `gap_pair(conn_handle)`.
 ubt_status_t ubt_ble_gap_pair(uint16_t conn_handle);

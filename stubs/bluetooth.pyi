@@ -53,6 +53,8 @@ class BLE:
         mitm: bool = ...,
         io: int = ...,
         le_secure: bool = ...,
+        le_data_length: bool = ...,
+        le_2m_phy: bool = ...,
     ) -> None: ...
     # Event handling
     def irq(self, handler: Optional[_Handler], /) -> None: ...

@@ -143,6 +143,38 @@ pub extern "C" fn ubt_ble_config_set_security(key: UbtSecurityKey, value: u8) {
     security::set(thread(), setting)
 }
 
+/// The link upgrades the host asks for on each new connection
+/// (`config(le_data_length=, le_2m_phy=)`, ours).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UbtLinkUpgrade {
+    /// `le_data_length`
+    DataLength = 0,
+    /// `le_2m_phy`
+    Phy2m = 1,
+}
+
+impl From<UbtLinkUpgrade> for gap::LinkUpgrade {
+    fn from(key: UbtLinkUpgrade) -> Self {
+        match key {
+            UbtLinkUpgrade::DataLength => gap::LinkUpgrade::DataLength,
+            UbtLinkUpgrade::Phy2m => gap::LinkUpgrade::Phy2m,
+        }
+    }
+}
+
+/// `config(le_data_length=|le_2m_phy=)`: for links made afterwards, active or not.
+#[no_mangle]
+pub extern "C" fn ubt_ble_config_set_link_upgrade(key: UbtLinkUpgrade, on: bool) {
+    gap::set_link_upgrade(key.into(), on)
+}
+
+/// `config('le_data_length')` / `config('le_2m_phy')`.
+#[no_mangle]
+pub extern "C" fn ubt_ble_config_link_upgrade(key: UbtLinkUpgrade) -> bool {
+    gap::link_upgrade(key.into())
+}
+
 /// `gap_pair(conn_handle)`.
 #[no_mangle]
 pub extern "C" fn ubt_ble_gap_pair(conn_handle: u16) -> Status {

@@ -161,6 +161,74 @@ pub fn mtu(_t: NimbleThread) -> Result<u16, Error> {
     Ok(unsafe { ns::ble_att_preferred_mtu() })
 }
 
+// --- Link upgrades after a connection ---------------------------------------------------------
+
+/// A link upgrade the host asks for on every new connection, unless a script turned it off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkUpgrade {
+    /// LE Data Packet Length Extension: the longest link-layer payload (251 bytes).
+    DataLength,
+    /// The LE 2M PHY.
+    Phy2m,
+}
+
+static UPGRADE_DATA_LENGTH: AtomicBool = AtomicBool::new(true);
+static UPGRADE_PHY_2M: AtomicBool = AtomicBool::new(true);
+
+fn upgrade_flag(which: LinkUpgrade) -> &'static AtomicBool {
+    match which {
+        LinkUpgrade::DataLength => &UPGRADE_DATA_LENGTH,
+        LinkUpgrade::Phy2m => &UPGRADE_PHY_2M,
+    }
+}
+
+/// `config(le_data_length=)` / `config(le_2m_phy=)`: applies to links made afterwards, active
+/// or not, and persists across restarts (as the security settings do).
+pub fn set_link_upgrade(which: LinkUpgrade, on: bool) {
+    upgrade_flag(which).store(on, Ordering::Release);
+}
+
+/// `config('le_data_length')` / `config('le_2m_phy')`.
+pub fn link_upgrade(which: LinkUpgrade) -> bool {
+    upgrade_flag(which).load(Ordering::Acquire)
+}
+
+/// LE feature bits (Core Vol 6 Part B 4.6): Data Packet Length Extension and the 2M PHY.
+const LE_FEAT_DATA_LENGTH: u32 = 1 << 5;
+const LE_FEAT_2M_PHY: u32 = 1 << 8;
+/// The longest LE payload, and the time it takes on the 1M PHY ((251 + 14) bytes x 8 us).
+const MAX_TX_OCTETS: u16 = 251;
+const MAX_TX_TIME_US: u16 = 2120;
+
+/// What to ask the controller for on a new link: only what it says it supports (a command for
+/// a feature it lacks could fail or, on a poor controller, go unanswered) and the script has
+/// not turned off.
+pub fn link_upgrades(le_features: u32, data_length: bool, phy_2m: bool) -> (bool, bool) {
+    (
+        data_length && le_features & LE_FEAT_DATA_LENGTH != 0,
+        phy_2m && le_features & LE_FEAT_2M_PHY != 0,
+    )
+}
+
+/// Right after a link comes up (and the script has seen it): the longest data length and the
+/// 2M PHY. The link layer settles both with the peer, which may refuse or not support them;
+/// either way the link carries on, so failures are ignored, and no script event follows.
+fn upgrade_link(t: NimbleThread, conn_handle: ConnHandle) {
+    let (data_length, phy_2m) = link_upgrades(
+        sys::private::le_features(t),
+        link_upgrade(LinkUpgrade::DataLength),
+        link_upgrade(LinkUpgrade::Phy2m),
+    );
+    if data_length {
+        let _ = sys::private::set_data_len(t, conn_handle.0, MAX_TX_OCTETS, MAX_TX_TIME_US);
+    }
+    if phy_2m {
+        let mask = ns::BLE_GAP_LE_PHY_2M_MASK as u8;
+        // SAFETY: plain NimBLE call on the NimBLE thread.
+        let _ = unsafe { ns::ble_gap_set_prefered_le_phy(conn_handle.0, mask, mask, 0) };
+    }
+}
+
 /// `config(mtu=...)`: 23..=527, else `InvalidArg`.
 pub fn set_mtu(_t: NimbleThread, mtu: u16) -> Result<(), Error> {
     require_active()?;
@@ -335,6 +403,10 @@ unsafe fn gap_event(t: NimbleThread, role: OurRole, event: *mut ns::ble_gap_even
                 if let Some(desc) = sys::addr::conn_desc(t, conn_handle) {
                     let peer = desc.peer_id_addr;
                     event::dispatch(t, &role.conn_event(true, conn_handle, peer.type_, peer.val));
+                }
+                // The handler may have ended the link or stopped the stack meanwhile.
+                if is_active() && sys::addr::conn_desc(t, conn_handle).is_some() {
+                    upgrade_link(t, conn_handle);
                 }
             } else {
                 // A failed connect: 65535 on timeout or cancel, as NimBLE reports it.
@@ -669,6 +741,20 @@ unsafe extern "C" fn gap_scan_cb(event: *mut ns::ble_gap_event, _arg: *mut c_voi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn link_upgrades_follow_the_controller_and_the_script() {
+        let both = LE_FEAT_DATA_LENGTH | LE_FEAT_2M_PHY;
+        assert_eq!(link_upgrades(both, true, true), (true, true));
+        assert_eq!(
+            link_upgrades(LE_FEAT_DATA_LENGTH, true, true),
+            (true, false)
+        );
+        assert_eq!(link_upgrades(LE_FEAT_2M_PHY, true, true), (false, true));
+        assert_eq!(link_upgrades(0, true, true), (false, false));
+        assert_eq!(link_upgrades(both, false, true), (false, true));
+        assert_eq!(link_upgrades(both, true, false), (true, false));
+    }
 
     #[test]
     fn conn_params_round_down_to_hci_units() {

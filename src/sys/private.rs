@@ -23,12 +23,33 @@ extern "C" {
     fn ble_hs_pvcy_set_our_irk(irk: *const u8) -> c_int;
     fn ble_hs_misc_restore_irks() -> c_int;
     fn ble_hs_pvcy_remove_entry(addr_type: u8, addr: *const u8) -> c_int;
+    fn ble_hs_hci_get_le_supported_feat() -> u32;
+    fn ble_hs_hci_util_set_data_len(conn_handle: u16, tx_octets: u16, tx_time: u16) -> c_int;
     fn ble_l2cap_sig_reject_invalid_cid_tx(
         conn_handle: u16,
         id: u8,
         src_cid: u16,
         dst_cid: u16,
     ) -> c_int;
+}
+
+/// The controller's LE features (the low 32 bits of LE Read Local Supported Features), as
+/// NimBLE read them at start-up.
+pub fn le_features(_t: NimbleThread) -> u32 {
+    // SAFETY: a plain read of a value NimBLE set during sync, on the NimBLE thread.
+    unsafe { ble_hs_hci_get_le_supported_feat() }
+}
+
+/// HCI LE Set Data Length for `conn_handle` (a blocking command).
+pub fn set_data_len(
+    _t: NimbleThread,
+    conn_handle: u16,
+    tx_octets: u16,
+    tx_time: u16,
+) -> Result<(), Error> {
+    // SAFETY: HCI commands are sent on the NimBLE thread; the values are range-checked by
+    // NimBLE before they are sent.
+    check(unsafe { ble_hs_hci_util_set_data_len(conn_handle, tx_octets, tx_time) })
 }
 
 /// Answers a peer's signalling request `identifier` on `conn_handle` with a Command Reject,

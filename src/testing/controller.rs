@@ -71,6 +71,8 @@ pub struct Controller {
     pub bd_addr: [u8; 6],
     /// Complete every ACL packet from the host at once with Number of Completed Packets.
     pub complete_acl: bool,
+    /// What LE Read Local Supported Features reports (little-endian bit mask).
+    pub le_features: u64,
     /// The host opened the UART and has not closed it.
     pub uart_open: bool,
     /// Every command the host sent, in order (answered or not).
@@ -96,6 +98,7 @@ impl Default for Controller {
             fail: BTreeMap::new(),
             bd_addr: [0x66, 0x55, 0x44, 0x33, 0x22, 0x11],
             complete_acl: true,
+            le_features: 0x7fff,
             uart_open: false,
             commands: Vec::new(),
             acl_out: Vec::new(),
@@ -232,7 +235,7 @@ impl Controller {
             0x1009 => self.bd_addr.to_vec(),                    // Read BD_ADDR
             0x1405 => vec![0, 0, 0],                            // Read RSSI
             0x2002 => vec![ACL_BUF_LEN as u8, 0, 8],            // LE Read Buffer Size: 251 x 8
-            0x2003 => vec![0xff, 0x7f, 0, 0, 0, 0, 0, 0],       // LE Read Local Features
+            0x2003 => self.le_features.to_le_bytes().to_vec(),  // LE Read Local Features
             0x2007 => vec![0],                                  // LE Read Adv Channel TX Power
             0x200f => vec![8],                                  // LE Read Accept List Size
             0x2017 => vec![0x5a; 16],                           // LE Encrypt

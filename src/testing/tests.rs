@@ -90,6 +90,103 @@ fn connect_as_peripheral() -> u16 {
     1
 }
 
+/// After a link comes up, the host asks for the longest data length and the 2M PHY, once the
+/// script has seen the connection, on links in either role.
+#[test]
+fn a_new_link_asks_for_data_length_and_the_2m_phy() {
+    let _sim = started();
+    let conn = connect_as_peripheral();
+    let (dl, phy) = with_controller(|c| (c.sent(0x2022), c.sent(0x2032)));
+    let [lo, hi] = conn.to_le_bytes();
+    assert_eq!(
+        dl,
+        vec![vec![lo, hi, 251, 0, 0x48, 0x08]],
+        "LE Set Data Length"
+    );
+    assert_eq!(
+        phy,
+        vec![vec![lo, hi, 0, 2, 2, 0, 0]],
+        "LE Set PHY: 2M both ways"
+    );
+    assert!(events().is_empty(), "no event for the script");
+    drop(_sim);
+    // The same for a link we make as central.
+    let _sim = started();
+    let conn = connect_as_central();
+    let [lo, hi] = conn.to_le_bytes();
+    assert_eq!(
+        with_controller(|c| c.sent(0x2022)),
+        vec![vec![lo, hi, 251, 0, 0x48, 0x08]]
+    );
+    assert_eq!(
+        with_controller(|c| c.sent(0x2032)),
+        vec![vec![lo, hi, 0, 2, 2, 0, 0]]
+    );
+    assert!(events().is_empty(), "no event for the script");
+}
+
+/// Nothing is asked of a controller without the features, nor after a script turned the
+/// upgrades off (which lasts across restarts and reads back).
+#[test]
+fn link_upgrades_need_the_feature_and_the_setting() {
+    let _sim = Sim::new();
+    // LE features without Data Packet Length Extension (bit 5) and LE 2M PHY (bit 8).
+    with_controller(|c| c.le_features = 0x7fff & !(1 << 5) & !(1 << 8));
+    assert_eq!(start(), OK);
+    take_events();
+    connect_as_peripheral();
+    assert_eq!(
+        with_controller(|c| (c.sent(0x2022).len(), c.sent(0x2032).len())),
+        (0, 0)
+    );
+    drop(_sim);
+
+    let _sim = started();
+    ffi::ubt_ble_config_set_link_upgrade(ffi::UbtLinkUpgrade::DataLength, false);
+    assert!(!ffi::ubt_ble_config_link_upgrade(
+        ffi::UbtLinkUpgrade::DataLength
+    ));
+    assert!(ffi::ubt_ble_config_link_upgrade(ffi::UbtLinkUpgrade::Phy2m));
+    connect_as_peripheral();
+    assert_eq!(
+        with_controller(|c| (c.sent(0x2022).len(), c.sent(0x2032).len())),
+        (0, 1)
+    );
+    ffi::ubt_ble_config_set_link_upgrade(ffi::UbtLinkUpgrade::Phy2m, false);
+    assert_eq!(start(), OK);
+    take_events();
+    with_controller(|c| c.commands.clear());
+    connect_as_peripheral();
+    assert_eq!(
+        with_controller(|c| (c.sent(0x2022).len(), c.sent(0x2032).len())),
+        (0, 0)
+    );
+    // Back to the defaults for the other tests.
+    ffi::ubt_ble_config_set_link_upgrade(ffi::UbtLinkUpgrade::DataLength, true);
+    ffi::ubt_ble_config_set_link_upgrade(ffi::UbtLinkUpgrade::Phy2m, true);
+}
+
+/// A controller that refuses both commands: the link carries on as before.
+#[test]
+fn refused_link_upgrades_leave_the_link_as_it_was() {
+    let _sim = started();
+    with_controller(|c| {
+        c.fail.insert(0x2022, 0x11);
+        c.fail.insert(0x2032, 0x11);
+    });
+    let conn = connect_as_peripheral();
+    assert_eq!(
+        with_controller(|c| (c.sent(0x2022).len(), c.sent(0x2032).len())),
+        (1, 1)
+    );
+    let mut read = vec![0x02];
+    read.extend(185u16.to_le_bytes());
+    with_controller(|c| c.l2cap_to_host(conn, CID_ATT, &read));
+    advance(5);
+    assert_eq!(att_out().len(), 1, "ATT still answers");
+    assert!(ffi::ubt_ble_is_active());
+}
+
 /// We connect to the peer with `gap_connect`: handle 2.
 fn connect_as_central() -> u16 {
     // SAFETY: PEER is 6 readable bytes.

@@ -148,4 +148,16 @@ t("config('rx_dropped') active", lambda: ble.config('rx_dropped'))
 t('config(rx_dropped=0)', lambda: ble.config(rx_dropped=0))
 t('active(False)', lambda: ble.active(False))
 t("config('rx_dropped') inactive", lambda: ble.config('rx_dropped'))
+
+print('-- le_data_length, le_2m_phy (ours: link upgrades after each connection)')
+t("config('le_data_length') default", lambda: ble.config('le_data_length'))
+t("config('le_2m_phy') default", lambda: ble.config('le_2m_phy'))
+t('config(le_data_length=0, le_2m_phy=None) inactive',
+  lambda: ble.config(le_data_length=0, le_2m_phy=None))
+t("config('le_data_length')", lambda: ble.config('le_data_length'))
+t('active(True)', lambda: ble.active(True))
+t("config('le_2m_phy') after a restart", lambda: ble.config('le_2m_phy'))
+t('config(le_data_length=1, le_2m_phy=[1])', lambda: ble.config(le_data_length=1, le_2m_phy=[1]))
+t("config('le_data_length'), config('le_2m_phy')",
+  lambda: (ble.config('le_data_length'), ble.config('le_2m_phy')))
 print('done')
