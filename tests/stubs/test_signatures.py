@@ -224,6 +224,8 @@ call('active')
 call('config', 'gap_name')
 call('config', gap_name=b'stub-signatures')
 call('config', mtu=256, rxbuf=128, addr_mode=0, bond=False, le_secure=False)
+call('config', 'le_data_length')
+call('config', le_data_length=True, le_2m_phy=True)
 # The peer asks for a passkey to be typed; we display it.
 call('config', mitm=True, io=0)
 
