@@ -1436,14 +1436,7 @@ fn l2cap_send_goes_out_as_a_k_frame() {
     let _sim = started();
     assert_eq!(ffi::ubt_l2cap_listen(0x80, 512), OK);
     let conn = connect_as_peripheral();
-    let mut req = vec![0x14, 1, 10, 0];
-    for v in [0x80u16, 0x40, 256, 100, 5] {
-        req.extend(v.to_le_bytes());
-    }
-    with_controller(|c| c.l2cap_to_host(conn, CID_SIG, &req));
-    advance(5);
-    let rsp = with_controller(|c| c.take_pdus(CID_SIG)).remove(0).payload;
-    let our_cid = u16::from_le_bytes([rsp[4], rsp[5]]);
+    let our_cid = peer_opens_channel(conn, 1, 0x80, 0x40, 5);
     events();
     let mut more = false;
     let data = b"ping";
@@ -1521,15 +1514,7 @@ fn disconnecting_a_fixed_channel_is_ignored() {
         "ATT Read Response (empty value)"
     );
     // Signalling still answers: a channel to the listener opens.
-    let mut req = vec![0x14, 7, 10, 0];
-    for v in [0x80u16, 0x40, 256, 100, 5] {
-        req.extend(v.to_le_bytes());
-    }
-    with_controller(|c| c.l2cap_to_host(conn, CID_SIG, &req));
-    advance(5);
-    let rsp = with_controller(|c| c.take_pdus(CID_SIG)).remove(0).payload;
-    assert_eq!(rsp[0], 0x15, "LE Credit Based Connection Response");
-    assert_eq!(u16::from_le_bytes([rsp[12], rsp[13]]), 0, "accepted");
+    peer_opens_channel(conn, 7, 0x80, 0x40, 5);
 }
 
 /// A peer that makes NimBLE disconnect one channel twice (two credit packets that each
@@ -1542,14 +1527,7 @@ fn a_channel_disconnected_twice_is_freed_once() {
     assert_eq!(ffi::ubt_l2cap_listen(0x80, 512), OK);
     let conn = connect_as_peripheral();
     // The peer's channel 0x40 opens with 65535 credits for us.
-    let mut req = vec![0x14, 1, 10, 0];
-    for v in [0x80u16, 0x40, 256, 100, 0xffff] {
-        req.extend(v.to_le_bytes());
-    }
-    with_controller(|c| c.l2cap_to_host(conn, CID_SIG, &req));
-    advance(5);
-    let rsp = with_controller(|c| c.take_pdus(CID_SIG)).remove(0).payload;
-    let our_cid = u16::from_le_bytes([rsp[4], rsp[5]]);
+    let our_cid = peer_opens_channel(conn, 1, 0x80, 0x40, 0xffff);
     events();
     // Two credit packets, each past 65535.
     for ident in [2u8, 3] {
@@ -1580,15 +1558,7 @@ fn a_channel_disconnected_twice_is_freed_once() {
         )]
     );
     // The link still works: another channel opens.
-    let mut req = vec![0x14, 9, 10, 0];
-    for v in [0x80u16, 0x41, 256, 100, 5] {
-        req.extend(v.to_le_bytes());
-    }
-    with_controller(|c| c.l2cap_to_host(conn, CID_SIG, &req));
-    advance(5);
-    let rsp = with_controller(|c| c.take_pdus(CID_SIG)).remove(0).payload;
-    assert_eq!(rsp[0], 0x15, "LE Credit Based Connection Response");
-    assert_eq!(u16::from_le_bytes([rsp[12], rsp[13]]), 0, "accepted");
+    peer_opens_channel(conn, 9, 0x80, 0x41, 5);
 }
 
 /// An `l2cap_send` that stalls both for credits and for NimBLE's shared pool: the pool
