@@ -407,6 +407,66 @@ pub unsafe extern "C" fn ble_npl_callout_set_arg(co: *mut ble_npl_callout, arg: 
     unsafe { (*co).ev.arg = arg }
 }
 
+/// A timer of our own (not NimBLE's) on the same callout list, so the poll fires it and the
+/// UART watcher and event hooks see its deadline. It has no queue: its function runs from
+/// [`process_callouts`], inside a poll.
+pub struct OneShot(core::cell::UnsafeCell<ble_npl_callout>);
+
+// SAFETY: the callout is only touched through methods that take a `NimbleThread`, and by the
+// porting layer, which runs on that same thread.
+unsafe impl Sync for OneShot {}
+
+impl OneShot {
+    /// A timer not yet armed.
+    pub const fn new() -> Self {
+        OneShot(core::cell::UnsafeCell::new(ble_npl_callout {
+            ev: ble_npl_event {
+                fn_: None,
+                arg: ptr::null_mut(),
+                next: ptr::null_mut(),
+                queued: false,
+            },
+            evq: ptr::null_mut(),
+            deadline: 0,
+            active: false,
+            next_callout: ptr::null_mut(),
+        }))
+    }
+
+    /// Whether the timer is armed (it may already be due, waiting for the next poll).
+    pub fn is_armed(&self, _t: NimbleThread) -> bool {
+        // SAFETY: a plain read of our own callout on the NimBLE thread.
+        unsafe { (*self.0.get()).active }
+    }
+
+    /// Whether the timer is armed and not yet due.
+    pub fn is_running(&self, t: NimbleThread) -> bool {
+        // SAFETY: as above; the callout is initialised or all zero, both valid to read.
+        self.is_armed(t) && unsafe { ble_npl_callout_remaining_ticks(self.0.get(), now()) } > 0
+    }
+
+    /// Runs `on_due` in the first poll `ms` milliseconds from now. Armed already, it keeps the
+    /// earlier deadline.
+    pub fn arm(&self, t: NimbleThread, ms: u32, on_due: unsafe extern "C" fn(*mut ble_npl_event)) {
+        if self.is_armed(t) {
+            return;
+        }
+        let co = self.0.get();
+        // SAFETY: `co` is a static that lives for the program; init links it into the callout
+        // list once, and both calls run on the NimBLE thread.
+        unsafe {
+            ble_npl_callout_init(co, ptr::null_mut(), Some(on_due), ptr::null_mut());
+            ble_npl_callout_reset(co, ms);
+        }
+    }
+}
+
+impl Default for OneShot {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Fires every armed callout whose deadline has passed: its event goes on its queue, or runs
 /// at once when it has none.
 pub fn process_callouts(_t: NimbleThread) {
