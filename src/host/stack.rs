@@ -144,28 +144,68 @@ fn force_off(t: NimbleThread) {
 
 // --- Poll ---------------------------------------------------------------------------------------
 
+/// How long the script runs undisturbed after the event of a new link. A peer (or a
+/// controller with no air time, such as RootCanal over TCP) may send its first L2CAP or ATT
+/// request in the same instant as the connection: the script waiting for the connection event
+/// must get to call `l2cap_listen` before that request is answered, as it does on a real radio.
+pub const SCRIPT_TURN_MS: u32 = 3;
+
+/// Runs while the script has its turn; the poll that follows its deadline carries on.
+static SCRIPT_TURN: npl::OneShot = npl::OneShot::new();
+
+unsafe extern "C" fn on_script_turn_over(_ev: *mut ns::ble_npl_event) {
+    // The poll that fired this carries on draining the UART.
+}
+
+fn start_script_turn(t: NimbleThread) {
+    SCRIPT_TURN.arm(t, SCRIPT_TURN_MS, on_script_turn_over);
+}
+
+/// How a run of [`drain_rx`] ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Drained {
+    /// The UART has nothing more.
+    CaughtUp,
+    /// The poll's packet budget is spent; more may be waiting.
+    OutOfBudget,
+    /// A handler told the script about a new link: the rest waits for its turn to end.
+    ScriptsTurn,
+}
+
 /// One scheduled poll: fire due timers, move UART bytes into the host and run its events.
 pub fn poll(t: NimbleThread) {
     match state() {
         StackState::Off | StackState::Starting => return,
         _ => {}
     }
+    if SCRIPT_TURN.is_running(t) {
+        // The timer's deadline is published, so a poll comes when the turn is over.
+        return;
+    }
     // Bytes already received came in before any timer that is due now, so they go first: a
     // scan's last reports must reach the handler before its duration timer ends the scan.
     npl::set_in_poll(true);
     let mut budget = POLL_PACKET_BUDGET;
-    let mut caught_up = drain_rx(t, &mut budget);
-    if caught_up {
+    let mut drained = drain_rx(t, &mut budget);
+    if drained == Drained::CaughtUp {
         // Only once every earlier byte is in: a due timer must not overtake them.
         npl::process_callouts(t);
         npl::run_all_events(t);
-        caught_up = drain_rx(t, &mut budget);
+        drained = if sched::take_script_turn() {
+            Drained::ScriptsTurn
+        } else {
+            drain_rx(t, &mut budget)
+        };
     }
     npl::set_in_poll(false);
-    if !caught_up {
+    match drained {
+        Drained::CaughtUp => {}
         // The rest in the next poll, so the script runs in between even if the controller
         // never stops sending.
-        sched::request_poll();
+        Drained::OutOfBudget => {
+            sched::request_poll();
+        }
+        Drained::ScriptsTurn => start_script_turn(t),
     }
     // NimBLE's shared pool may have drained since a send backed off (spec §10).
     l2cap::check_mem_unstall(t);
@@ -175,11 +215,11 @@ pub fn poll(t: NimbleThread) {
 const POLL_PACKET_BUDGET: u32 = 64;
 
 /// Hands received packets to the host one at a time, running its events after each, until
-/// the UART is empty (true) or `budget` packets have gone in (false).
-fn drain_rx(t: NimbleThread, budget: &mut u32) -> bool {
+/// the UART is empty, `budget` packets have gone in, or a handler gave the script its turn.
+fn drain_rx(t: NimbleThread, budget: &mut u32) -> Drained {
     loop {
         if *budget == 0 {
-            return false;
+            return Drained::OutOfBudget;
         }
         let got = transport::pump_rx(t);
         while let Some(req) = transport::take_refused_disconnect(t) {
@@ -192,8 +232,11 @@ fn drain_rx(t: NimbleThread, budget: &mut u32) -> bool {
             );
         }
         npl::run_all_events(t);
+        if sched::take_script_turn() {
+            return Drained::ScriptsTurn;
+        }
         if !got {
-            return true;
+            return Drained::CaughtUp;
         }
         *budget -= 1;
     }

@@ -36,6 +36,21 @@ pub fn poll_started() {
     POLL_PENDING.store(false, Ordering::Release);
 }
 
+/// Set by an event handler that told the script about a new link: the poll then stops handing
+/// packets to the host, so the script's next lines (e.g. `l2cap_listen`) run before the peer's
+/// first requests on that link are answered.
+static SCRIPT_TURN: AtomicBool = AtomicBool::new(false);
+
+/// Asks the running poll to stop after the current packet and let the script run.
+pub fn give_script_its_turn() {
+    SCRIPT_TURN.store(true, Ordering::Release);
+}
+
+/// Whether the script was given its turn since last asked (and clears it).
+pub fn take_script_turn() -> bool {
+    SCRIPT_TURN.swap(false, Ordering::AcqRel)
+}
+
 /// The earliest deadline of an armed NimBLE timer, published for the UART watcher thread and
 /// bare-metal event hooks, so they can ask for a poll when a timer is due without traffic.
 static NEXT_DEADLINE: AtomicU32 = AtomicU32::new(0);

@@ -13,6 +13,7 @@ use crate::error::{errno, Status, OK};
 use crate::event::*;
 use crate::ffi;
 use crate::ffi::{UbtOptBuf, UbtSecurityKey};
+use crate::host::gap::UPGRADE_DELAY_MS;
 use crate::host::gatts::{GattsEntry, UBT_GATTS_CHARACTERISTIC, UBT_GATTS_SERVICE};
 use crate::uuid::Uuid;
 
@@ -90,12 +91,23 @@ fn connect_as_peripheral() -> u16 {
     1
 }
 
-/// After a link comes up, the host asks for the longest data length and the 2M PHY, once the
-/// script has seen the connection, on links in either role.
+/// Lets the delay before a new link's upgrades pass.
+fn settle_link() {
+    advance(UPGRADE_DELAY_MS + 5);
+}
+
+/// After a link comes up, the host asks for the longest data length and the 2M PHY, a while
+/// after the script has seen the connection, on links in either role.
 #[test]
 fn a_new_link_asks_for_data_length_and_the_2m_phy() {
     let _sim = started();
     let conn = connect_as_peripheral();
+    assert_eq!(
+        with_controller(|c| (c.sent(0x2022).len(), c.sent(0x2032).len())),
+        (0, 0),
+        "not in the same instant as the connection"
+    );
+    settle_link();
     let (dl, phy) = with_controller(|c| (c.sent(0x2022), c.sent(0x2032)));
     let [lo, hi] = conn.to_le_bytes();
     assert_eq!(
@@ -113,6 +125,7 @@ fn a_new_link_asks_for_data_length_and_the_2m_phy() {
     // The same for a link we make as central.
     let _sim = started();
     let conn = connect_as_central();
+    settle_link();
     let [lo, hi] = conn.to_le_bytes();
     assert_eq!(
         with_controller(|c| c.sent(0x2022)),
@@ -125,6 +138,29 @@ fn a_new_link_asks_for_data_length_and_the_2m_phy() {
     assert!(events().is_empty(), "no event for the script");
 }
 
+/// A link that ends before the delay passes is not upgraded: nothing is sent for a handle
+/// that no longer names a link.
+#[test]
+fn a_link_gone_before_the_delay_is_not_upgraded() {
+    let _sim = started();
+    let conn = connect_as_peripheral();
+    with_controller(|c| c.disconnection_complete(conn, 0x13));
+    advance(5);
+    assert_eq!(
+        events(),
+        vec![ev(
+            IRQ_CENTRAL_DISCONNECT,
+            vec![int(1), int(0), bytes(&PEER)]
+        )]
+    );
+    settle_link();
+    assert_eq!(
+        with_controller(|c| (c.sent(0x2022).len(), c.sent(0x2032).len())),
+        (0, 0)
+    );
+    assert!(ffi::ubt_ble_is_active());
+}
+
 /// Nothing is asked of a controller without the features, nor after a script turned the
 /// upgrades off (which lasts across restarts and reads back).
 #[test]
@@ -135,6 +171,7 @@ fn link_upgrades_need_the_feature_and_the_setting() {
     assert_eq!(start(), OK);
     take_events();
     connect_as_peripheral();
+    settle_link();
     assert_eq!(
         with_controller(|c| (c.sent(0x2022).len(), c.sent(0x2032).len())),
         (0, 0)
@@ -148,6 +185,7 @@ fn link_upgrades_need_the_feature_and_the_setting() {
     ));
     assert!(ffi::ubt_ble_config_link_upgrade(ffi::UbtLinkUpgrade::Phy2m));
     connect_as_peripheral();
+    settle_link();
     assert_eq!(
         with_controller(|c| (c.sent(0x2022).len(), c.sent(0x2032).len())),
         (0, 1)
@@ -157,6 +195,7 @@ fn link_upgrades_need_the_feature_and_the_setting() {
     take_events();
     with_controller(|c| c.commands.clear());
     connect_as_peripheral();
+    settle_link();
     assert_eq!(
         with_controller(|c| (c.sent(0x2022).len(), c.sent(0x2032).len())),
         (0, 0)
@@ -175,6 +214,7 @@ fn refused_link_upgrades_leave_the_link_as_it_was() {
         c.fail.insert(0x2032, 0x11);
     });
     let conn = connect_as_peripheral();
+    settle_link();
     assert_eq!(
         with_controller(|c| (c.sent(0x2022).len(), c.sent(0x2032).len())),
         (1, 1)
@@ -1052,6 +1092,38 @@ fn gattc_read_result_then_done() {
 }
 
 // --- L2CAP ------------------------------------------------------------------------------------------
+
+/// A peer whose channel request arrives in the same instant as the connection (RootCanal over
+/// TCP has no air time): the script, woken by the connection event, calls `l2cap_listen`
+/// before the host answers the request, so the channel opens instead of being refused.
+#[test]
+fn a_channel_asked_for_with_the_connection_waits_for_the_scripts_listen() {
+    let _sim = started();
+    assert_eq!(advertise(100_000, &[2, 1, 6], true), OK);
+    let mut req = vec![0x14, 1, 10, 0];
+    for v in [0x80u16, 0x40, 256, 100, 5] {
+        req.extend(v.to_le_bytes());
+    }
+    with_controller(|c| {
+        c.connection_complete(1, 1, 0, PEER, 24);
+        c.l2cap_to_host(1, CID_SIG, &req);
+    });
+    advance(1);
+    assert_eq!(
+        events(),
+        vec![ev(IRQ_CENTRAL_CONNECT, vec![int(1), int(0), bytes(&PEER)])]
+    );
+    // What the script does on seeing the connection.
+    assert_eq!(ffi::ubt_l2cap_listen(0x80, 512), OK);
+    advance(5);
+    let sig = with_controller(|c| c.take_pdus(CID_SIG));
+    assert_eq!(sig.len(), 1, "{sig:?}");
+    let rsp = &sig[0].payload;
+    assert_eq!(&rsp[0..4], &[0x15, 1, 10, 0]);
+    assert_eq!(&rsp[12..14], &[0, 0], "accepted");
+    let nums: Vec<u16> = events().iter().map(|e| e.num).collect();
+    assert_eq!(nums, vec![IRQ_L2CAP_ACCEPT, IRQ_L2CAP_CONNECT]);
+}
 
 #[test]
 fn l2cap_accept_receive_and_credits_after_drain() {
