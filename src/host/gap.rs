@@ -13,9 +13,9 @@ use super::{gattc, gatts, security};
 use crate::error::{check, Error};
 use crate::event::{self, addr_msb_first, Event};
 use crate::handle::{AttrHandle, ConnHandle};
-use crate::rt::{npl, sched};
+use crate::rt::sched;
 use crate::sys;
-use crate::thread::{Global, NimbleThread};
+use crate::thread::NimbleThread;
 
 /// NimBLE's own-address type used for advertising, scanning and connecting.
 static OWN_ADDR_TYPE: AtomicU8 = AtomicU8::new(ns::BLE_OWN_ADDR_PUBLIC as u8);
@@ -53,11 +53,9 @@ fn check_second_link_procedure(other_running: bool) -> Result<(), Error> {
 
 /// Forgets the links of the last run, at each stack start (the stop suppressed their
 /// DISCONNECT events).
-pub fn reset(t: NimbleThread) {
+pub fn reset(_t: NimbleThread) {
     LINKS.store(0, Ordering::Release);
     ADV_CONNECTABLE.store(false, Ordering::Release);
-    // The timer itself is disarmed with every other callout (`npl::reset`).
-    let _ = PENDING_UPGRADES.with(t, |p| p.len = 0);
 }
 
 fn own_addr_type() -> u8 {
@@ -213,69 +211,9 @@ pub fn link_upgrades(le_features: u32, data_length: bool, phy_2m: bool) -> (bool
     )
 }
 
-/// How long after a connection the host asks for the link upgrades. Not at once: the script's
-/// first requests on a new link (discovery, `l2cap_connect`) go out before the link-layer
-/// procedures the upgrades start, and a controller is never asked for both in the same instant.
-pub const UPGRADE_DELAY_MS: u32 = 100;
-
-/// Links that came up and wait for [`UPGRADE_DELAY_MS`] to pass, oldest first.
-struct PendingUpgrades {
-    conn_handles: [u16; MAX_LINKS],
-    len: usize,
-}
-
-const MAX_LINKS: usize = ns::MYNEWT_VAL_BLE_MAX_CONNECTIONS as usize;
-
-static PENDING_UPGRADES: Global<PendingUpgrades> = Global::new(PendingUpgrades {
-    conn_handles: [0; MAX_LINKS],
-    len: 0,
-});
-static UPGRADE_TIMER: npl::OneShot = npl::OneShot::new();
-
-/// Upgrades `conn_handle` once the delay has passed. Links that come up while the timer runs
-/// go with the first: a burst of connections costs one timer.
-fn schedule_upgrade(t: NimbleThread, conn_handle: ConnHandle) {
-    let queued = PENDING_UPGRADES.with(t, |p| {
-        if p.conn_handles[..p.len].contains(&conn_handle.0) {
-            return true;
-        }
-        match p.conn_handles.get_mut(p.len) {
-            Some(slot) => {
-                *slot = conn_handle.0;
-                p.len += 1;
-                true
-            }
-            None => false,
-        }
-    });
-    if queued == Some(true) {
-        UPGRADE_TIMER.arm(t, UPGRADE_DELAY_MS, on_upgrade_timer);
-    }
-}
-
-unsafe extern "C" fn on_upgrade_timer(_ev: *mut ns::ble_npl_event) {
-    // SAFETY: our timers fire from the poll, on the NimBLE thread.
-    let t = unsafe { NimbleThread::new_unchecked() };
-    let pending = PENDING_UPGRADES.with(t, |p| {
-        let taken = (p.conn_handles, p.len);
-        p.len = 0;
-        taken
-    });
-    let Some((conn_handles, len)) = pending else {
-        return;
-    };
-    for &conn_handle in &conn_handles[..len] {
-        // A link that went away meanwhile (or whose handle now names a newer link, which has
-        // its own entry) needs nothing more.
-        if is_active() && sys::addr::conn_desc(t, ConnHandle(conn_handle)).is_some() {
-            upgrade_link(t, ConnHandle(conn_handle));
-        }
-    }
-}
-
-/// The longest data length and the 2M PHY. The link layer settles both with the peer, which
-/// may refuse or not support them; either way the link carries on, so failures are ignored,
-/// and no script event follows.
+/// Right after a link comes up (and the script has seen it): the longest data length and the
+/// 2M PHY. The link layer settles both with the peer, which may refuse or not support them;
+/// either way the link carries on, so failures are ignored, and no script event follows.
 fn upgrade_link(t: NimbleThread, conn_handle: ConnHandle) {
     let (data_length, phy_2m) = link_upgrades(
         sys::private::le_features(t),
@@ -472,7 +410,7 @@ unsafe fn gap_event(t: NimbleThread, role: OurRole, event: *mut ns::ble_gap_even
                 }
                 // The handler may have ended the link or stopped the stack meanwhile.
                 if is_active() && sys::addr::conn_desc(t, conn_handle).is_some() {
-                    schedule_upgrade(t, conn_handle);
+                    upgrade_link(t, conn_handle);
                 }
             } else {
                 // A failed connect: 65535 on timeout or cancel, as NimBLE reports it.

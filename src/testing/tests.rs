@@ -13,7 +13,6 @@ use crate::error::{errno, Status, OK};
 use crate::event::*;
 use crate::ffi;
 use crate::ffi::{UbtOptBuf, UbtSecurityKey};
-use crate::host::gap::UPGRADE_DELAY_MS;
 use crate::host::gatts::{GattsEntry, UBT_GATTS_CHARACTERISTIC, UBT_GATTS_SERVICE};
 use crate::uuid::Uuid;
 
@@ -91,23 +90,12 @@ fn connect_as_peripheral() -> u16 {
     1
 }
 
-/// Lets the delay before a new link's upgrades pass.
-fn settle_link() {
-    advance(UPGRADE_DELAY_MS + 5);
-}
-
-/// After a link comes up, the host asks for the longest data length and the 2M PHY, a while
-/// after the script has seen the connection, on links in either role.
+/// After a link comes up, the host asks for the longest data length and the 2M PHY, once the
+/// script has seen the connection, on links in either role.
 #[test]
 fn a_new_link_asks_for_data_length_and_the_2m_phy() {
     let _sim = started();
     let conn = connect_as_peripheral();
-    assert_eq!(
-        with_controller(|c| (c.sent(0x2022).len(), c.sent(0x2032).len())),
-        (0, 0),
-        "not in the same instant as the connection"
-    );
-    settle_link();
     let (dl, phy) = with_controller(|c| (c.sent(0x2022), c.sent(0x2032)));
     let [lo, hi] = conn.to_le_bytes();
     assert_eq!(
@@ -125,7 +113,6 @@ fn a_new_link_asks_for_data_length_and_the_2m_phy() {
     // The same for a link we make as central.
     let _sim = started();
     let conn = connect_as_central();
-    settle_link();
     let [lo, hi] = conn.to_le_bytes();
     assert_eq!(
         with_controller(|c| c.sent(0x2022)),
@@ -138,29 +125,6 @@ fn a_new_link_asks_for_data_length_and_the_2m_phy() {
     assert!(events().is_empty(), "no event for the script");
 }
 
-/// A link that ends before the delay passes is not upgraded: nothing is sent for a handle
-/// that no longer names a link.
-#[test]
-fn a_link_gone_before_the_delay_is_not_upgraded() {
-    let _sim = started();
-    let conn = connect_as_peripheral();
-    with_controller(|c| c.disconnection_complete(conn, 0x13));
-    advance(5);
-    assert_eq!(
-        events(),
-        vec![ev(
-            IRQ_CENTRAL_DISCONNECT,
-            vec![int(1), int(0), bytes(&PEER)]
-        )]
-    );
-    settle_link();
-    assert_eq!(
-        with_controller(|c| (c.sent(0x2022).len(), c.sent(0x2032).len())),
-        (0, 0)
-    );
-    assert!(ffi::ubt_ble_is_active());
-}
-
 /// Nothing is asked of a controller without the features, nor after a script turned the
 /// upgrades off (which lasts across restarts and reads back).
 #[test]
@@ -171,7 +135,6 @@ fn link_upgrades_need_the_feature_and_the_setting() {
     assert_eq!(start(), OK);
     take_events();
     connect_as_peripheral();
-    settle_link();
     assert_eq!(
         with_controller(|c| (c.sent(0x2022).len(), c.sent(0x2032).len())),
         (0, 0)
@@ -185,7 +148,6 @@ fn link_upgrades_need_the_feature_and_the_setting() {
     ));
     assert!(ffi::ubt_ble_config_link_upgrade(ffi::UbtLinkUpgrade::Phy2m));
     connect_as_peripheral();
-    settle_link();
     assert_eq!(
         with_controller(|c| (c.sent(0x2022).len(), c.sent(0x2032).len())),
         (0, 1)
@@ -195,7 +157,6 @@ fn link_upgrades_need_the_feature_and_the_setting() {
     take_events();
     with_controller(|c| c.commands.clear());
     connect_as_peripheral();
-    settle_link();
     assert_eq!(
         with_controller(|c| (c.sent(0x2022).len(), c.sent(0x2032).len())),
         (0, 0)
@@ -214,7 +175,6 @@ fn refused_link_upgrades_leave_the_link_as_it_was() {
         c.fail.insert(0x2032, 0x11);
     });
     let conn = connect_as_peripheral();
-    settle_link();
     assert_eq!(
         with_controller(|c| (c.sent(0x2022).len(), c.sent(0x2032).len())),
         (1, 1)
