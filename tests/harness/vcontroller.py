@@ -46,6 +46,11 @@ from bumble.controller import Connection, Controller, LegacyAdvertiser
 from bumble.core import PhysicalTransport
 from bumble.link import LocalLink
 
+try:
+    from . import airtime
+except ImportError:  # run as a script, or imported with this directory on sys.path
+    import airtime
+
 logger = logging.getLogger(__name__)
 
 AdvType = hci.HCI_LE_Set_Advertising_Parameters_Command.AdvertisingType
@@ -175,6 +180,17 @@ class Profile:
     # Commands the part does not have: left out of Supported Commands, answered with
     # Unknown HCI Command.
     missing_commands: frozenset[int] = frozenset()
+    # The radio model (airtime.AirLink): ACL data leaves in connection events at this
+    # interval (1.25 ms units; it overrides the interval the central's host asks for, and the
+    # Connection Complete event says so), at most `air_max_exchanges` exchanges per event,
+    # with 1M/2M bit times and the link's data length. 0: no model, data goes after the
+    # link's fixed delay.
+    air_interval: int = 0
+    air_max_exchanges: int = 16
+    # With the model: the LE 2M PHY and Data Packet Length Extension, claimed in the LE
+    # features and carried out by LE Set PHY / LE Set Data Length.
+    air_2m_phy: bool = True
+    air_data_length: bool = True
     description: str = ''
 
 
@@ -240,6 +256,25 @@ PROFILES: dict[str, Profile] = {
             'slow_reset',
             reset_delay_s=0.6,
             description='HCI Reset answered after 600 ms',
+        ),
+        *(
+            Profile(
+                f'air{"" if capable else "-basic"}-{label}',
+                le_acl_data_packet_length=251,
+                total_num_le_acl_data_packets=16,
+                air_interval=units,
+                air_2m_phy=capable,
+                air_data_length=capable,
+                description=f'the radio model at a {label} interval, '
+                + (
+                    'with data length extension and the 2M PHY'
+                    if capable
+                    else 'without data length extension or the 2M PHY'
+                )
+                + ', LE ACL buffers 251 bytes x 16, 16 exchanges per event at most',
+            )
+            for capable in (True, False)
+            for label, units in (('7.5ms', 6), ('30ms', 24))
         ),
     )
 }
@@ -525,6 +560,14 @@ class VController(Controller):
         features = type(self).le_features
         if not profile.ll_privacy:
             features &= ~hci.LeFeatureMask.LL_PRIVACY
+        if profile.air_interval:
+            if profile.air_2m_phy:
+                features |= hci.LeFeatureMask.LE_2M_PHY
+            if profile.air_data_length:
+                self.supported_max_tx_octets = self.supported_max_rx_octets = airtime.MAX_PAYLOAD
+                self.supported_max_tx_time = self.supported_max_rx_time = 2120
+            else:
+                features &= ~hci.LeFeatureMask.LE_DATA_PACKET_LENGTH_EXTENSION
         self.le_features = features
         # Supported Commands (7.4.2) is built from this set.
         self.supported_commands = set(type(self).supported_commands) - profile.missing_commands
@@ -614,6 +657,9 @@ class VController(Controller):
         # The peers lose us the way they would lose a real device: supervision timeout.
         for connection in list(self.le_connections.values()):
             connection.send_ll_control_pdu(ll.TerminateInd(Err.CONNECTION_TIMEOUT_ERROR))
+            air = getattr(connection, 'air', None)
+            if air is not None:
+                air.close()
         self.le_connections.clear()
         self.acl_in_use.clear()
         self.classic_connections.clear()
@@ -848,6 +894,8 @@ class VController(Controller):
             interval = pending.connection_interval_min
             latency = pending.max_latency
             timeout = pending.supervision_timeout
+        if self.profile.air_interval:
+            interval = self.profile.air_interval
         # The advertiser takes the CONNECT_IND right away, so two initiators racing for the
         # same advertiser cannot both believe they won.
         if not advertiser.accept_legacy_connection(
@@ -866,6 +914,9 @@ class VController(Controller):
         )
         self.le_connections[link_peer] = connection
         self.pending_le_connection = None
+        peer_connection = advertiser.le_connections.get(self_address)
+        if self.profile.air_interval and peer_connection is not None:
+            self._start_air(connection, advertiser, peer_connection, interval)
         reported = identity or peer_address
         self.send_hci_packet(
             hci.HCI_LE_Connection_Complete_Event(
@@ -969,6 +1020,10 @@ class VController(Controller):
         if connection is not None and connection.role != hci.Role.CENTRAL:
             self._send_hci_command_status(Err.COMMAND_DISALLOWED_ERROR, command.op_code)
             return None
+        air = getattr(connection, 'air', None)
+        if air is not None:
+            # Bumble's update takes the longest interval allowed; so do the connection events.
+            air.set_interval(command.connection_interval_max * 1250)
         return super().on_hci_le_connection_update_command(command)
 
     def on_le_disconnected(self, connection: Connection, reason: int) -> None:
@@ -976,18 +1031,119 @@ class VController(Controller):
             return  # already gone (e.g. both sides disconnected at once)
         # The host counts this link's packets as completed on Disconnection Complete.
         self.acl_in_use.pop(connection.handle, None)
+        air = getattr(connection, 'air', None)
+        if air is not None:
+            air.close()
         super().on_le_disconnected(connection, reason)
 
     def on_hci_le_set_data_length_command(self, command):
-        # Payloads stay at the 27-octet default: nothing changes, so no event follows.
-        status = (
-            Err.SUCCESS
-            if self.find_le_connection_by_handle(command.connection_handle)
-            else Err.UNKNOWN_CONNECTION_IDENTIFIER_ERROR
-        )
+        connection = self.find_le_connection_by_handle(command.connection_handle)
+        status = Err.SUCCESS if connection else Err.UNKNOWN_CONNECTION_IDENTIFIER_ERROR
+        air = getattr(connection, 'air', None)
+        if air is not None and self.profile.air_data_length:
+            # The Data Length Update procedure (Vol 6 Part B 5.1.9): the peer takes up to 251
+            # bytes, so ours to it become what our host asked for; both hosts hear of it.
+            octets = max(airtime.MIN_PAYLOAD, min(command.tx_octets, airtime.MAX_PAYLOAD))
+            side = air.side(connection.role == hci.Role.CENTRAL)
+            if octets != side.max_tx_octets:
+                side.max_tx_octets = octets
+                self._after_ll_exchange(lambda: self._announce_data_length(air))
+        # Otherwise payloads stay at the 27-octet default: nothing changes, no event follows.
         return hci.HCI_StatusAndConnectionHandleReturnParameters(
             status=status, connection_handle=command.connection_handle
         )
+
+    def on_hci_le_set_phy_command(self, command):
+        connection = self.find_le_connection_by_handle(command.connection_handle)
+        air = getattr(connection, 'air', None)
+        if air is None or not self.profile.air_2m_phy:
+            self._reply_error(command, Err.UNKNOWN_HCI_COMMAND_ERROR)
+            return None
+        self._send_hci_command_status(hci.HCI_COMMAND_STATUS_PENDING, command.op_code)
+        central = connection.role == hci.Role.CENTRAL
+        # The PHY Update procedure (Vol 6 Part B 5.1.10): the peer prefers any PHY, so each
+        # direction takes 2M when our host allows it there, else stays on 1M. A host that
+        # has no preference (ALL_PHYS bits) leaves the choice to us: 2M.
+        tx_2m = bool(command.all_phys & 1) or bool(command.tx_phys & 2)
+        rx_2m = bool(command.all_phys & 2) or bool(command.rx_phys & 2)
+        ours, theirs = air.side(central), air.side(not central)
+        ours.phy = airtime.PHY_2M if tx_2m else airtime.PHY_1M
+        theirs.phy = airtime.PHY_2M if rx_2m else airtime.PHY_1M
+        self._after_ll_exchange(lambda: self._announce_phy(air))
+        return None
+
+    def on_hci_le_read_phy_command(self, command):
+        connection = self.find_le_connection_by_handle(command.connection_handle)
+        air = getattr(connection, 'air', None)
+        if air is None:
+            return super().on_hci_le_read_phy_command(command)
+        central = connection.role == hci.Role.CENTRAL
+        return hci.HCI_LE_Read_PHY_ReturnParameters(
+            status=Err.SUCCESS,
+            connection_handle=command.connection_handle,
+            tx_phy=air.side(central).phy,
+            rx_phy=air.side(not central).phy,
+        )
+
+    # ------------------------------------------------------------------ radio model
+    def _start_air(self, connection, peripheral: 'VController', peer_connection, interval: int) -> None:
+        """Both ends of a new link share one AirLink (the central makes it)."""
+
+        def deliver_to(controller: 'VController', conn) -> Callable[[bytes, bool], None]:
+            def deliver(payload: bytes, start: bool) -> None:
+                if controller.le_connections.get(conn.peer_address) is not conn:
+                    return
+                pb = hci.HCI_ACL_PB_FIRST_FLUSHABLE if start else hci.HCI_ACL_PB_CONTINUATION
+                controller.send_hci_packet(
+                    hci.HCI_AclDataPacket(conn.handle, pb, 0, len(payload), payload)
+                )
+
+            return deliver
+
+        air = airtime.AirLink(
+            interval * 1250,
+            self.profile.air_max_exchanges,
+            airtime.Side(deliver_to(self, connection)),
+            airtime.Side(deliver_to(peripheral, peer_connection)),
+        )
+        connection.air = air
+        peer_connection.air = air
+        air.handles = {True: (self, connection), False: (peripheral, peer_connection)}
+
+    def _after_ll_exchange(self, callback: Callable[[], None]) -> None:
+        """Runs `callback` once an LL request and its response would have crossed the link."""
+        delay = self.link.acl_delay if isinstance(self.link, VLocalLink) else 0.0
+        asyncio.get_running_loop().call_later(2 * delay, callback)
+
+    @staticmethod
+    def _announce_data_length(air: airtime.AirLink) -> None:
+        for central, (controller, conn) in air.handles.items():
+            if controller.le_connections.get(conn.peer_address) is not conn:
+                continue
+            tx, rx = air.side(central), air.side(not central)
+            controller.send_hci_packet(
+                hci.HCI_LE_Data_Length_Change_Event(
+                    connection_handle=conn.handle,
+                    max_tx_octets=tx.max_tx_octets,
+                    max_tx_time=(tx.max_tx_octets + 14) * 8,
+                    max_rx_octets=rx.max_tx_octets,
+                    max_rx_time=(rx.max_tx_octets + 14) * 8,
+                )
+            )
+
+    @staticmethod
+    def _announce_phy(air: airtime.AirLink) -> None:
+        for central, (controller, conn) in air.handles.items():
+            if controller.le_connections.get(conn.peer_address) is not conn:
+                continue
+            controller.send_hci_packet(
+                hci.HCI_LE_PHY_Update_Complete_Event(
+                    status=Err.SUCCESS,
+                    connection_handle=conn.handle,
+                    tx_phy=air.side(central).phy,
+                    rx_phy=air.side(not central).phy,
+                )
+            )
 
     # ------------------------------------------------------------------ data
     @property
@@ -1034,6 +1190,15 @@ class VController(Controller):
             )
             return
         self.acl_in_use[connection.handle] = self.acl_in_use.get(connection.handle, 0) + 1
+        air = getattr(connection, 'air', None)
+        if air is not None:
+            air.send(
+                connection.role == hci.Role.CENTRAL,
+                bytes(packet.data),
+                packet.pb_flag != hci.HCI_ACL_PB_CONTINUATION,
+                lambda: self._acl_packet_sent(connection),
+            )
+            return
         connection.assembler.feed_packet(packet)
         if not self.profile.nocp_after_link:
             self._acl_packet_sent(connection)  # right away, as Bumble's controller does
