@@ -122,6 +122,7 @@ fn nimble_dir(manifest_dir: &Path) -> PathBuf {
 const BUILD_SETTINGS: &[(&str, u32, u32)] = &[
     ("UBT_MAX_CONNECTIONS", 1, 32),
     ("UBT_L2CAP_MAX_CHANNELS", 1, 32),
+    ("UBT_L2CAP_RX_CREDITS", 0, 255),
 ];
 
 /// The build settings given in the environment, each checked to be a number in its range: a
@@ -264,6 +265,7 @@ fn main() {
         .allowlist_var("ble_hs_cfg")
         // Our syscfg values, so tests can check them against the spec.
         .allowlist_var("MYNEWT_VAL_.*")
+        .allowlist_var("UBT_.*")
         .allowlist_var("(BLE|OS|BLE_HS|BLE_GAP|BLE_HCI|BLE_ADDR|BLE_ERR|BLE_ATT|BLE_SM)_.*")
         // These are ours (Rust) or the embedder's; bindgen only needs their types.
         .blocklist_function("ble_npl_.*")

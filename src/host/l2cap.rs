@@ -22,7 +22,10 @@
 //! segment arrives, so while data is pending a fresh buffer is placed straight into the
 //! channel (NimBLE's private channel record, mirrored and checked below) and credits are
 //! returned only once pending is empty (spec §10). So a channel whose receiver stops reading
-//! stalls only its own sender.
+//! stalls only its own sender. NimBLE's credits cover one SDU; once a channel is open the peer
+//! gets up to `UBT_L2CAP_RX_CREDITS` (an LE Flow Control Credit for the difference, and NimBLE
+//! tops it up to that from then on), so on a radio it keeps sending while the script reads the
+//! last SDU, and the receive pool is sized for every K-frame those credits allow.
 //!
 //! Sending. `l2cap_send` returns false ("stalled") on a credit stall or when NimBLE's shared
 //! mbuf pool is at most half free; that channel's `_IRQ_L2CAP_SEND_READY` follows once both
@@ -79,14 +82,37 @@ pub fn tx_pool_blocks(mtu: u16) -> usize {
     (2 * usize::from(mtu)).div_ceil(block_data_len()) + 2
 }
 
+/// Credits the peer holds on a channel we receive on (build setting `UBT_L2CAP_RX_CREDITS`),
+/// when more than NimBLE's [`initial_credits`].
+const RX_CREDITS: usize = ns::UBT_L2CAP_RX_CREDITS as usize;
+
+/// The credits the peer gets on a channel with receive MTU `mtu`: one SDU's worth, or the
+/// build setting when larger.
+pub fn rx_credits(mtu: u16) -> u16 {
+    rx_credits_for(mtu, RX_CREDITS)
+}
+
+fn rx_credits_for(mtu: u16, setting: usize) -> u16 {
+    initial_credits(mtu).max(setting).min(usize::from(u16::MAX)) as u16
+}
+
 /// Blocks of the receive pool. While data is pending the peer can still use the credits it
 /// holds: each of up to `initial_credits` SDUs may arrive (each at most one MTU, each starting
 /// a block of its own), plus the buffer being filled and the spare handed to NimBLE. Beyond
 /// eight SDUs (MTUs over 2 KiB) the bound is capped: only a peer splitting SDUs on purpose
-/// gets near it, and running out closes the channel rather than corrupting it.
+/// gets near it, and running out closes the channel rather than corrupting it. With more
+/// credits (`UBT_L2CAP_RX_CREDITS`), at least what they carry: one K-frame of up to the MPS
+/// each, every one possibly starting an SDU (a block of its own).
 pub fn rx_pool_blocks(mtu: u16) -> usize {
+    rx_pool_blocks_for(mtu, RX_CREDITS)
+}
+
+fn rx_pool_blocks_for(mtu: u16, rx_credits_setting: usize) -> usize {
     let per_sdu = usize::from(mtu).div_ceil(block_data_len()) + 1;
-    initial_credits(mtu).min(8) * per_sdu + per_sdu + 2
+    let one_sdu = initial_credits(mtu).min(8) * per_sdu + per_sdu + 2;
+    let credits = usize::from(rx_credits_for(mtu, rx_credits_setting));
+    let ahead = (credits * COC_MPS).div_ceil(block_data_len()) + credits + per_sdu + 2;
+    one_sdu.max(ahead)
 }
 
 /// The `mtu` scripts pass, clamped as the C module does (before the u16 conversion).
@@ -432,6 +458,15 @@ fn on_connected(
                 }
             })
             .unwrap_or(false);
+        if ok {
+            // More credits than NimBLE's one SDU, so the peer sends ahead (build setting).
+            let record = STATE
+                .with(t, |s| s.by_chan(chan).and_then(|ch| ch.record))
+                .flatten();
+            if let Some(record) = record {
+                record.grant_rx_credits(t, rx_credits(info.our_coc_mtu));
+            }
+        }
         if ok && is_active() {
             let ev = Event::L2capConnect {
                 conn_handle,
@@ -943,14 +978,35 @@ mod tests {
 
     #[test]
     fn heap_per_channel_at_mtu_512_is_what_the_docs_say() {
-        // docs/api.md, "Several L2CAP channels": 7 send and 14 receive blocks
-        // of 256 bytes, 5,376 bytes (the same with 32- and 64-bit mbuf headers).
+        // docs/api.md, "Several L2CAP channels": 7 send and 14 receive blocks of 256 bytes,
+        // 5,376 bytes, with NimBLE's one SDU of credits (Cortex-M's default); 61 receive
+        // blocks, 17,408 bytes, with Unix's 24 credits (the same with 32- and 64-bit mbuf
+        // headers).
         assert_eq!(tx_pool_blocks(512), 7);
-        assert_eq!(rx_pool_blocks(512), 14);
-        assert_eq!(
-            (tx_pool_blocks(512) + rx_pool_blocks(512)) * BLOCK_SIZE,
-            5376
-        );
+        assert_eq!(rx_pool_blocks_for(512, 0), 14);
+        assert_eq!((7 + rx_pool_blocks_for(512, 0)) * BLOCK_SIZE, 5376);
+        assert_eq!(rx_pool_blocks_for(512, 24), 61);
+        assert_eq!((7 + rx_pool_blocks_for(512, 24)) * BLOCK_SIZE, 17_408);
+        assert_eq!(rx_pool_blocks(512), rx_pool_blocks_for(512, RX_CREDITS));
+    }
+
+    #[test]
+    fn more_credits_only_when_the_setting_exceeds_one_sdu() {
+        assert_eq!(rx_credits_for(512, 0), 2);
+        assert_eq!(rx_credits_for(512, 24), 24);
+        assert_eq!(rx_credits_for(65535, 24), 231);
+        // Every credit's K-frame fits the pool, each starting an SDU of its own.
+        let data = block_data_len();
+        for credits in [0, 8, 24, 255] {
+            for mtu in [32u16, 284, 512, 2048] {
+                let c = usize::from(rx_credits_for(mtu, credits));
+                let need = (c * COC_MPS).div_ceil(data) + c;
+                assert!(
+                    rx_pool_blocks_for(mtu, credits) >= need,
+                    "mtu {mtu} credits {credits}"
+                );
+            }
+        }
     }
 
     #[test]

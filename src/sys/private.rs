@@ -25,6 +25,7 @@ extern "C" {
     fn ble_hs_pvcy_remove_entry(addr_type: u8, addr: *const u8) -> c_int;
     fn ble_hs_hci_get_le_supported_feat() -> u32;
     fn ble_hs_hci_util_set_data_len(conn_handle: u16, tx_octets: u16, tx_time: u16) -> c_int;
+    fn ble_l2cap_sig_le_credits(conn_handle: u16, scid: u16, credits: u16) -> c_int;
     fn ble_l2cap_sig_reject_invalid_cid_tx(
         conn_handle: u16,
         id: u8,
@@ -174,6 +175,23 @@ impl ChanRecord {
     pub fn rx_sdu(self, _t: NimbleThread) -> *mut ns::os_mbuf {
         // SAFETY: the layout was confirmed by `check`, and the channel is live (its contract).
         unsafe { (*self.0.cast::<ChanLayout>()).coc_rx.sdu }
+    }
+
+    /// Raises the credits the peer holds on this channel to `target` when NimBLE granted fewer
+    /// (an LE Flow Control Credit for the difference), and makes `target` what NimBLE tops
+    /// the peer up to each time it is handed a receive buffer. Returns the credits sent.
+    pub fn grant_rx_credits(self, _t: NimbleThread, target: u16) -> u16 {
+        // SAFETY: as in `rx_sdu`; NimBLE reads both fields only on this thread.
+        let rec = unsafe { &mut *self.0.cast::<ChanLayout>() };
+        if rec.initial_credits >= target {
+            return 0;
+        }
+        let extra = target - rec.initial_credits;
+        rec.initial_credits = target;
+        rec.coc_rx.credits = rec.coc_rx.credits.saturating_add(extra);
+        // SAFETY: a signalling packet on a live channel's link, sent on the NimBLE thread.
+        let _ = unsafe { ble_l2cap_sig_le_credits(rec.conn_handle, rec.scid, extra) };
+        extra
     }
 
     /// Gives NimBLE `sdu` to receive the next SDU into, from inside its receive callback

@@ -1076,9 +1076,7 @@ fn a_channel_asked_for_with_the_connection_waits_for_the_scripts_listen() {
     // What the script does on seeing the connection.
     assert_eq!(ffi::ubt_l2cap_listen(0x80, 512), OK);
     advance(5);
-    let sig = with_controller(|c| c.take_pdus(CID_SIG));
-    assert_eq!(sig.len(), 1, "{sig:?}");
-    let rsp = &sig[0].payload;
+    let rsp = take_open_response(1);
     assert_eq!(&rsp[0..4], &[0x15, 1, 10, 0]);
     assert_eq!(&rsp[12..14], &[0, 0], "accepted");
     let nums: Vec<u16> = events().iter().map(|e| e.num).collect();
@@ -1097,9 +1095,7 @@ fn l2cap_accept_receive_and_credits_after_drain() {
     }
     with_controller(|c| c.l2cap_to_host(conn, CID_SIG, &req));
     advance(5);
-    let sig = with_controller(|c| c.take_pdus(CID_SIG));
-    assert_eq!(sig.len(), 1, "{sig:?}");
-    let rsp = &sig[0].payload;
+    let rsp = take_open_response(1);
     assert_eq!(
         &rsp[0..4],
         &[0x15, 1, 10, 0],
@@ -1666,6 +1662,35 @@ fn l2cap_send_ready_waits_for_credits_after_the_pool_recovers() {
     assert_eq!(st, OK, "NimBLE took the next SDU");
 }
 
+/// Takes the signalling PDUs after a channel we accepted opened: NimBLE's LE Credit Based
+/// Connection Response (identifier `id`), then, where the build gives the peer more credits
+/// than one SDU of our MTU 512 (`UBT_L2CAP_RX_CREDITS`), one LE Flow Control Credit for the
+/// rest. Returns the response.
+fn take_open_response(id: u8) -> Vec<u8> {
+    let sig = with_controller(|c| c.take_pdus(CID_SIG));
+    let extra = crate::host::l2cap::rx_credits(512) - 2;
+    assert_eq!(sig.len(), 1 + usize::from(extra > 0), "{sig:?}");
+    let rsp = sig[0].payload.clone();
+    assert_eq!(
+        &rsp[0..2],
+        &[0x15, id],
+        "LE Credit Based Connection Response"
+    );
+    assert_eq!(
+        &rsp[10..12],
+        &2u16.to_le_bytes(),
+        "NimBLE's credits: one SDU"
+    );
+    if extra > 0 {
+        let credit = &sig[1].payload;
+        assert_eq!(&credit[0..1], &[0x16], "LE Flow Control Credit");
+        assert_eq!(&credit[2..4], &4u16.to_le_bytes());
+        assert_eq!(&credit[4..6], &rsp[4..6], "for our CID");
+        assert_eq!(&credit[6..8], &extra.to_le_bytes());
+    }
+    rsp
+}
+
 /// The peer's LE Credit Based Connection Request on `psm` from its `peer_cid` (MTU 256, MPS
 /// 100, `credits`), with signalling identifier `id`; returns our CID from the response, which
 /// must accept.
@@ -1676,14 +1701,7 @@ fn peer_opens_channel(conn: u16, id: u8, psm: u16, peer_cid: u16, credits: u16) 
     }
     with_controller(|c| c.l2cap_to_host(conn, CID_SIG, &req));
     advance(5);
-    let sig = with_controller(|c| c.take_pdus(CID_SIG));
-    assert_eq!(sig.len(), 1, "{sig:?}");
-    let rsp = &sig[0].payload;
-    assert_eq!(
-        &rsp[0..2],
-        &[0x15, id],
-        "LE Credit Based Connection Response"
-    );
+    let rsp = take_open_response(id);
     assert_eq!(&rsp[12..14], &[0, 0], "accepted");
     u16::from_le_bytes([rsp[4], rsp[5]])
 }
@@ -1716,6 +1734,56 @@ fn credits_out() -> Vec<(u16, u16)> {
             )
         })
         .collect()
+}
+
+/// With more credits than one SDU (`UBT_L2CAP_RX_CREDITS`), the peer sends that many
+/// K-frames ahead while nothing is read: every SDU is kept, in order, no credit goes back
+/// meanwhile, and reading everything tops the peer up again, to the full number.
+#[test]
+fn l2cap_a_peer_with_more_credits_sends_ahead_of_the_reader() {
+    let _sim = started();
+    let window = crate::host::l2cap::rx_credits(512);
+    assert!(window > 2, "this build gives more than one SDU of credits");
+    assert_eq!(ffi::ubt_l2cap_listen(0x80, 512), OK);
+    let conn = connect_as_peripheral();
+    let cid = peer_opens_channel(conn, 1, 0x80, 0x40, 5);
+    events();
+    // One K-frame per SDU of 200 bytes: `window` of them, none read.
+    let mut expected = Vec::new();
+    for i in 0..window {
+        let mut kframe = 200u16.to_le_bytes().to_vec();
+        let sdu: Vec<u8> = (0..200).map(|j| (usize::from(i) * 7 + j) as u8).collect();
+        kframe.extend(&sdu);
+        expected.extend(sdu);
+        with_controller(|c| c.l2cap_to_host(conn, cid, &kframe));
+        advance(1);
+    }
+    advance(5);
+    assert_eq!(events().len(), usize::from(window), "one RECV per SDU");
+    assert_eq!(credits_out(), vec![], "no credits while data waits");
+    assert_eq!(
+        l2cap_pending(conn, cid),
+        200 * usize::from(window),
+        "all of it waits"
+    );
+    let mut got = Vec::new();
+    let mut out = [0u8; 512];
+    while got.len() < expected.len() {
+        let mut len = out.len();
+        // SAFETY: `out` is writable for `len` bytes; `len` is valid.
+        let st = unsafe { ffi::ubt_l2cap_recvinto(conn, cid, out.as_mut_ptr(), &mut len) };
+        assert_eq!(st, OK);
+        assert!(len > 0, "data for every K-frame the credits allowed");
+        got.extend_from_slice(&out[..len]);
+    }
+    assert_eq!(got, expected);
+    advance(5);
+    assert_eq!(
+        credits_out(),
+        vec![(cid, window)],
+        "topped up to the full number"
+    );
+    assert!(ffi::ubt_ble_is_active());
 }
 
 /// Two channels on one link, through two listening PSMs: each has its own data, its own

@@ -38,6 +38,19 @@ void *ubt_nimble_realloc(void *ptr, size_t size);
 #define UBT_MAX_CONNECTIONS 8
 #endif
 #endif
+#ifndef UBT_L2CAP_RX_CREDITS
+/* Credits the peer holds on each L2CAP channel we receive on, when more than the one SDU's
+ * worth NimBLE grants: with more, the peer keeps sending while the script reads the last SDU,
+ * instead of waiting a credit round trip (two connection events on a radio) per SDU. Each
+ * credit is one K-frame of up to BLE_L2CAP_COC_MPS bytes the channel's receive pool must be
+ * able to hold (docs/api.md, "Several L2CAP channels"); 0 keeps NimBLE's (and the C
+ * module's) one SDU. */
+#if defined(__arm__)
+#define UBT_L2CAP_RX_CREDITS 0
+#else
+#define UBT_L2CAP_RX_CREDITS 24
+#endif
+#endif
 #ifndef UBT_L2CAP_MAX_CHANNELS
 /* Each open channel takes about 5 KiB of heap for its buffers (docs/api.md, "Several L2CAP
  * channels"), only while open: fewer on a microcontroller. Both the C compiler and bindgen see
