@@ -3,7 +3,7 @@
 
     .cache/venv/bin/python bench/report.py [--dir build/bench] [--out bench/RESULTS.md]
 
-Reads throughput.json, cpu.json, size.json and heap.json (written by `make bench`) and replaces
+Reads throughput.json, airtime.json, cpu.json, size.json and heap.json (written by `make bench`) and replaces
 the part of RESULTS.md between the `<!-- measured -->` and `<!-- /measured -->` markers; the
 hand-written text around them (targets, history, caveats) stays. Fails if a result file is
 missing or marks itself incomplete, so the table never mixes fresh and stale numbers silently:
@@ -51,6 +51,28 @@ def throughput_table(d: dict) -> list[str]:
         digits = 1 if row["median_ours"] < 1000 else 0
         out.append(f"| {row['metric']} | {row['unit']} | {n(row['median_ours'], digits)} | "
                    f"{n(row['median_C'], digits)} | {r:.2f} | {verdict(r >= 1.0)} |")
+    return out
+
+
+def airtime_table(d: dict) -> list[str]:
+    """Bulk throughput on the radio model, as a share of each setting's limit (bench/AIRTIME.md)."""
+    out = [
+        f"Medians of {d['rounds']} alternating rounds on the radio model (bench/AIRTIME.md), commit "
+        f"`{d['commit'][:7]}`: bytes/s from the first arrival to the end marker, and the share of "
+        "the most the link can carry. Target: ours >= 90 % of the limit for notify and L2CAP at "
+        "7.5 ms and 30 ms, and ahead of the C module.",
+        "",
+        "| setting | workload | limit B/s | ours B/s | ours % | C B/s | C % | ours/C | target |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for row in d["summary"]:
+        lim, o, c = row["limit"], row["ours"], row["C"]
+        share_o, share_c = 100 * o / lim, 100 * c / lim
+        target = "-"
+        if row["workload"] in ("notify", "l2cap"):
+            target = verdict(share_o >= 90 and o > c)
+        out.append(f"| `{row['setting']}` | {row['workload']} | {n(lim)} | {n(o)} | {share_o:.1f} | "
+                   f"{n(c)} | {share_c:.1f} | {o / c:.2f} | {target} |")
     return out
 
 
@@ -173,7 +195,9 @@ def main() -> int:
     ap.add_argument("--dir", type=Path, default=ROOT / "build" / "bench")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
     args = ap.parse_args()
-    tp, cpu, size, heap = (load(args.dir, name) for name in ("throughput", "cpu", "size", "heap"))
+    tp, air, cpu, size, heap = (
+        load(args.dir, name) for name in ("throughput", "airtime", "cpu", "size", "heap")
+    )
     host = cpu.get("host", {})
     lines = [
         BEGIN,
@@ -183,6 +207,10 @@ def main() -> int:
         "### Throughput",
         "",
         *throughput_table(tp),
+        "",
+        "### Throughput on a link with air time",
+        "",
+        *airtime_table(air),
         "",
         "### CPU per event",
         "",
@@ -198,7 +226,7 @@ def main() -> int:
         "",
         "### Failed attempts",
         "",
-        *attempts_table({"throughput": tp, "cpu": cpu, "heap": heap}),
+        *attempts_table({"throughput": tp, "airtime": air, "cpu": cpu, "heap": heap}),
         END,
     ]
     text = args.out.read_text() if args.out.exists() else f"# Benchmark results\n\n{BEGIN}\n{END}\n"
