@@ -42,10 +42,9 @@ fn l2cap() {
     // Channels at once (build setting UBT_L2CAP_MAX_CHANNELS): 8 on Unix, 4 on Cortex-M.
     let max_channels = if cfg!(target_arch = "arm") { 4 } else { 8 };
     assert_eq!(ns::MYNEWT_VAL_BLE_L2CAP_COC_MAX_NUM, max_channels);
-    // Credits a receiving channel's peer holds (build setting UBT_L2CAP_RX_CREDITS): NimBLE's
-    // one SDU on Cortex-M, 24 K-frames on Unix.
-    let rx_credits = if cfg!(target_arch = "arm") { 0 } else { 24 };
-    assert_eq!(ns::UBT_L2CAP_RX_CREDITS, rx_credits);
+    // Credits a receiving channel's peer holds (build setting UBT_L2CAP_RX_CREDITS): off by
+    // default, NimBLE's one SDU.
+    assert_eq!(ns::UBT_L2CAP_RX_CREDITS, 0);
     // A connect or disconnect in flight on every channel, and an update on every link.
     assert_eq!(
         ns::MYNEWT_VAL_BLE_L2CAP_SIG_MAX_PROCS,

@@ -22,10 +22,11 @@
 //! segment arrives, so while data is pending a fresh buffer is placed straight into the
 //! channel (NimBLE's private channel record, mirrored and checked below) and credits are
 //! returned only once pending is empty (spec §10). So a channel whose receiver stops reading
-//! stalls only its own sender. NimBLE's credits cover one SDU; once a channel is open the peer
-//! gets up to `UBT_L2CAP_RX_CREDITS` (an LE Flow Control Credit for the difference, and NimBLE
-//! tops it up to that from then on), so on a radio it keeps sending while the script reads the
-//! last SDU, and the receive pool is sized for every K-frame those credits allow.
+//! stalls only its own sender. NimBLE's credits cover one SDU; a firmware built with
+//! `UBT_L2CAP_RX_CREDITS` above that gives the peer up to that many once a channel is open (an
+//! LE Flow Control Credit for the difference, and NimBLE tops it up to that from then on), so
+//! on a radio it keeps sending while the script reads the last SDU, and the receive pool is
+//! sized for every K-frame those credits allow. Off by default (see docs/api.md).
 //!
 //! Sending. `l2cap_send` returns false ("stalled") on a credit stall or when NimBLE's shared
 //! mbuf pool is at most half free; that channel's `_IRQ_L2CAP_SEND_READY` follows once both
@@ -86,10 +87,34 @@ pub fn tx_pool_blocks(mtu: u16) -> usize {
 /// when more than NimBLE's [`initial_credits`].
 const RX_CREDITS: usize = ns::UBT_L2CAP_RX_CREDITS as usize;
 
+/// A scenario test's value for the setting (simulated firmware only; `usize::MAX`: none).
+#[cfg(any(test, feature = "sim"))]
+static RX_CREDITS_FOR_TESTS: core::sync::atomic::AtomicUsize =
+    core::sync::atomic::AtomicUsize::new(usize::MAX);
+
+/// Makes channels opened from now on use `credits` instead of the build setting (`None`: the
+/// build setting again). Simulated firmware only.
+#[cfg(any(test, feature = "sim"))]
+pub fn set_rx_credits_for_tests(credits: Option<usize>) {
+    let v = credits.unwrap_or(usize::MAX);
+    RX_CREDITS_FOR_TESTS.store(v, core::sync::atomic::Ordering::Release);
+}
+
+fn rx_credits_setting() -> usize {
+    #[cfg(any(test, feature = "sim"))]
+    {
+        let v = RX_CREDITS_FOR_TESTS.load(core::sync::atomic::Ordering::Acquire);
+        if v != usize::MAX {
+            return v;
+        }
+    }
+    RX_CREDITS
+}
+
 /// The credits the peer gets on a channel with receive MTU `mtu`: one SDU's worth, or the
 /// build setting when larger.
 pub fn rx_credits(mtu: u16) -> u16 {
-    rx_credits_for(mtu, RX_CREDITS)
+    rx_credits_for(mtu, rx_credits_setting())
 }
 
 fn rx_credits_for(mtu: u16, setting: usize) -> u16 {
@@ -104,7 +129,7 @@ fn rx_credits_for(mtu: u16, setting: usize) -> u16 {
 /// credits (`UBT_L2CAP_RX_CREDITS`), at least what they carry: one K-frame of up to the MPS
 /// each, every one possibly starting an SDU (a block of its own).
 pub fn rx_pool_blocks(mtu: u16) -> usize {
-    rx_pool_blocks_for(mtu, RX_CREDITS)
+    rx_pool_blocks_for(mtu, rx_credits_setting())
 }
 
 fn rx_pool_blocks_for(mtu: u16, rx_credits_setting: usize) -> usize {
@@ -979,15 +1004,18 @@ mod tests {
     #[test]
     fn heap_per_channel_at_mtu_512_is_what_the_docs_say() {
         // docs/api.md, "Several L2CAP channels": 7 send and 14 receive blocks of 256 bytes,
-        // 5,376 bytes, with NimBLE's one SDU of credits (Cortex-M's default); 61 receive
-        // blocks, 17,408 bytes, with Unix's 24 credits (the same with 32- and 64-bit mbuf
+        // 5,376 bytes, with NimBLE's one SDU of credits (the default); 61 receive blocks,
+        // 17,408 bytes, with UBT_L2CAP_RX_CREDITS=24 (the same with 32- and 64-bit mbuf
         // headers).
         assert_eq!(tx_pool_blocks(512), 7);
         assert_eq!(rx_pool_blocks_for(512, 0), 14);
         assert_eq!((7 + rx_pool_blocks_for(512, 0)) * BLOCK_SIZE, 5376);
         assert_eq!(rx_pool_blocks_for(512, 24), 61);
         assert_eq!((7 + rx_pool_blocks_for(512, 24)) * BLOCK_SIZE, 17_408);
-        assert_eq!(rx_pool_blocks(512), rx_pool_blocks_for(512, RX_CREDITS));
+        assert_eq!(
+            rx_pool_blocks(512),
+            rx_pool_blocks_for(512, rx_credits_setting())
+        );
     }
 
     #[test]

@@ -43,13 +43,10 @@ void *ubt_nimble_realloc(void *ptr, size_t size);
  * worth NimBLE grants: with more, the peer keeps sending while the script reads the last SDU,
  * instead of waiting a credit round trip (two connection events on a radio) per SDU. Each
  * credit is one K-frame of up to BLE_L2CAP_COC_MPS bytes the channel's receive pool must be
- * able to hold (docs/api.md, "Several L2CAP channels"); 0 keeps NimBLE's (and the C
- * module's) one SDU. */
-#if defined(__arm__)
+ * able to hold (docs/api.md, "Several L2CAP channels"). 0, the default, keeps NimBLE's (and
+ * the C module's) one SDU: with 24, three busy channels between two of our firmwares failed
+ * (docs/api.md says how). */
 #define UBT_L2CAP_RX_CREDITS 0
-#else
-#define UBT_L2CAP_RX_CREDITS 24
-#endif
 #endif
 #ifndef UBT_L2CAP_MAX_CHANNELS
 /* Each open channel takes about 5 KiB of heap for its buffers (docs/api.md, "Several L2CAP
