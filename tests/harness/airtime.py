@@ -137,6 +137,12 @@ class LLPdu:
     payload: bytes
     start: bool  # LLID "start of an L2CAP message" (else a continuation)
     on_acked: Callable[[], None] | None  # the last fragment of a host ACL packet: its NOCP
+    control: Callable[[], None] | None = None  # an LL control PDU: hands it to the peer
+
+
+# The payload an LL control PDU takes on the air here: the largest common one (LL_ENC_REQ,
+# opcode and 22 bytes of parameters); the exact size hardly matters next to the data.
+LL_CONTROL_PAYLOAD = 23
 
 
 @dataclasses.dataclass
@@ -152,8 +158,8 @@ class Side:
 class AirLink:
     """The radio between one central and one peripheral: data queued at either end leaves in
     connection events, as `pack_event` packs them, and reaches the other end at the time the
-    event's exchanges end. Control traffic (connection updates, encryption, disconnection)
-    stays on the controllers' link-layer line; this carries ACL data only."""
+    event's exchanges end. LL control PDUs go the same way, in order with the data (but a
+    disconnection, whose sender forgets the link at once, stays on the controllers' line)."""
 
     def __init__(
         self,
@@ -206,6 +212,17 @@ class AirLink:
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
             side.queue.append(LLPdu(part, start and i == 0, on_acked if last else None))
+        self._schedule()
+
+    def send_control(self, from_central: bool, deliver: Callable[[], None]) -> None:
+        """Queues an LL control PDU behind the data already queued that way, as a link layer
+        sends it: so e.g. the peer learns that encryption started before it gets the data sent
+        after it."""
+        if self._closed:
+            return
+        self.side(from_central).queue.append(
+            LLPdu(bytes(LL_CONTROL_PAYLOAD), False, None, control=deliver)
+        )
         self._schedule()
 
     def close(self) -> None:
@@ -262,9 +279,15 @@ class AirLink:
         # In the order they were on the air: central's, then peripheral's, exchange by
         # exchange; within one direction order is all that matters to either host.
         for pdu in from_c:
-            self.peripheral.deliver(pdu.payload, pdu.start)
+            if pdu.control is not None:
+                pdu.control()
+            else:
+                self.peripheral.deliver(pdu.payload, pdu.start)
         for pdu in from_p:
-            self.central.deliver(pdu.payload, pdu.start)
+            if pdu.control is not None:
+                pdu.control()
+            else:
+                self.central.deliver(pdu.payload, pdu.start)
         for pdu in from_c + from_p:
             if pdu.on_acked is not None:
                 pdu.on_acked()

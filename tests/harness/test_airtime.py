@@ -190,3 +190,23 @@ async def test_nocp_waits_for_the_air_and_a_disconnection_ends_the_model():
 def test_air_profiles_are_listed():
     names = [n for n in vcontroller.PROFILES if n.startswith('air')]
     assert sorted(names) == ['air-30ms', 'air-7.5ms', 'air-basic-30ms', 'air-basic-7.5ms']
+
+
+@run_async
+async def test_control_pdus_keep_their_place_behind_the_data():
+    # A link layer sends its control PDUs in connection events too: data queued before a
+    # connection update (or the start of encryption) reaches the peer first.
+    async with VLink(count=2, delay_ms=3, profile='air-7.5ms') as link:
+        per, cen, handle = await connected_pair(link)
+        pdus = [l2cap(bytes([i]) * 247) for i in range(4)]
+        for pdu in pdus:
+            cen.send(acl(handle, pdu))
+        await cen.command(hci.HCI_LE_Connection_Update_Command(
+            connection_handle=handle, connection_interval_min=8, connection_interval_max=8,
+            max_latency=0, supervision_timeout=200, min_ce_length=0, max_ce_length=0),
+            expect_status=0)
+        await per.wait_for(is_le_event(0x03), timeout=5)
+        order = [p for p in per.raw if p[0] == 2 or is_le_event(0x03)(p)]
+        assert [p[0] for p in order[-41:]] == [2] * 40 + [4], 'all 40 data packets first'
+        per.close()
+        cen.close()

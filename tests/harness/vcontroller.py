@@ -503,8 +503,24 @@ class VLocalLink(LocalLink):
         if receiver is None:
             logger.debug('LL control PDU for unknown %s dropped: %s', receiver_address, packet)
             return
+        deliver = lambda: receiver.on_ll_control_pdu(sender_address, packet)  # noqa: E731
+        air, from_central = self._air_between(sender_address, receiver_address)
+        if air is not None and not isinstance(packet, ll.TerminateInd):
+            # On the radio model, in connection events behind the data sent before it.
+            air.send_control(from_central, deliver)
+            return
         # Same line as the ACL data, so e.g. data sent before a disconnection arrives first.
-        self._line.post(lambda: receiver.on_ll_control_pdu(sender_address, packet))
+        self._line.post(deliver)
+
+    def _air_between(self, sender_address: hci.Address, receiver_address: hci.Address):
+        """The radio model of the link from `sender_address` to `receiver_address`, if any, and
+        whether the sender is its central."""
+        for controller in self.controllers:
+            connection = controller.le_connections.get(receiver_address)
+            if connection is not None and connection.self_address == sender_address:
+                air = getattr(connection, 'air', None)
+                return air, connection.role == hci.Role.CENTRAL
+        return None, False
 
     def find_legacy_advertiser(self, address: hci.Address) -> VController | None:
         for c in self.controllers:
