@@ -150,6 +150,14 @@ def receive(receivers, total, pause=None, resume_on=None):
                     r.check()
             # The paused channel's sender has been stalled all along; it goes on from here.
             multitest.wait(resume_on)
+            # The paused channel's sender has an SDU on its way or waiting. When this channel
+            # lagged and reached its pause after the others were done, the credits its last
+            # read returned are only just out, so its SDU may still be in flight.
+            t1 = time.ticks_ms()
+            while not ble.l2cap_recvinto(pause.ch[0], pause.ch[1], None):
+                if time.ticks_diff(time.ticks_ms(), t1) > 5000:
+                    break
+                time.sleep_ms(1)
             print(pause.name, "resumes, pending", ble.l2cap_recvinto(pause.ch[0], pause.ch[1], None) > 0)
             pause.paused = False
             pause = None
