@@ -74,6 +74,22 @@ pub fn select_initial_address(t: NimbleThread) {
     }
 }
 
+/// `value / unit` for a script's integer. A script's integer is an `mp_int_t`: 64 bits on
+/// Unix, but 32 on the 32-bit ports, whose bindings already refuse anything wider. There the
+/// division is done in 32 bits, which the Cortex-M4 has an instruction for: a 64-bit one is a
+/// library call of about 1 kB of flash.
+fn script_div(value: i64, unit: i32) -> i64 {
+    #[cfg(target_pointer_width = "32")]
+    {
+        let value = value.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+        i64::from(value / unit)
+    }
+    #[cfg(not(target_pointer_width = "32"))]
+    {
+        value / i64::from(unit)
+    }
+}
+
 // --- Configuration ------------------------------------------------------------------------------
 
 /// `config('mac')`: the address type and the address in use, most-significant byte first.
@@ -290,7 +306,7 @@ pub fn advertise_start(
         // SAFETY: as above.
         check(unsafe { ns::ble_gap_adv_rsp_set_data(data.as_ptr(), data.len() as c_int) })?;
     }
-    let itvl = (interval_us / 625) as u16;
+    let itvl = script_div(interval_us, 625) as u16;
     let params = ns::ble_gap_adv_params {
         conn_mode: if connectable {
             ns::BLE_GAP_CONN_MODE_UND
@@ -576,8 +592,11 @@ impl ConnParams {
         latency: i64,
         supervision_timeout_ms: i64,
     ) -> Result<ConnParams, Error> {
-        let (itvl_min, itvl_max) = (min_interval_us / 1250, max_interval_us / 1250);
-        let timeout = supervision_timeout_ms / 10;
+        let (itvl_min, itvl_max) = (
+            script_div(min_interval_us, 1250),
+            script_div(max_interval_us, 1250),
+        );
+        let timeout = script_div(supervision_timeout_ms, 10);
         let valid = CONN_ITVL_RANGE.contains(&itvl_min)
             && CONN_ITVL_RANGE.contains(&itvl_max)
             && itvl_min <= itvl_max
@@ -654,7 +673,7 @@ pub fn disconnect(_t: NimbleThread, conn_handle: ConnHandle) -> Result<bool, Err
 
 /// Scan interval and window are in 0.625 ms units, clamped to what HCI allows.
 fn scan_units(us: i64) -> u16 {
-    (us / 625).clamp(0x0004, 0x4000) as u16
+    script_div(us, 625).clamp(0x0004, 0x4000) as u16
 }
 
 /// `gap_scan(duration_ms, interval_us, window_us, active)`.
