@@ -3,6 +3,8 @@
 #
 #   make unix      -> build/unix/micropython
 #   make unix-asan -> build/unix-asan/micropython, AddressSanitizer on (tools/asan.sh tests it)
+#   make unix-features UBT_FEATURES="peripheral ..." -> build/unix-peripheral+.../micropython,
+#                  only those parts of the module (docs/building.md, "Feature profiles")
 #   make qemu      -> build/qemu/firmware.elf: MicroPython's qemu port on an MPS2-AN386 (Cortex-M4F)
 #   make qemu-panic-test -> build/qemu-panic-test/firmware.elf: the same with a panic hook (tests only)
 #   make stm32 MICROPY_DIR=<full checkout> BOARD=<board> [UBT_HCI_UART_ID=n] [UBT_HCI_UART_FLOW=0]
@@ -34,7 +36,7 @@ NO_MPY_LIB := $(ROOT)/build/no-micropython-lib
 UNIX_MAKE_FLAGS += MPY_LIB_DIR=$(NO_MPY_LIB)
 endif
 
-.PHONY: all deps unix rust test demo aioble clean qemu qemu-panic-test stm32
+.PHONY: all deps unix unix-features rust test demo aioble clean qemu qemu-panic-test stm32
 
 all: unix
 
@@ -50,6 +52,21 @@ unix: rust
 	$(if $(NO_MPY_LIB),mkdir -p $(NO_MPY_LIB) && echo "micropython-lib is not used by this build" > $(NO_MPY_LIB)/README.md)
 	$(MAKE) -C $(MICROPY_DIR)/mpy-cross -j$(JOBS) BUILD=$(ROOT)/build/mpy-cross
 	$(MAKE) -C $(MICROPY_DIR)/ports/unix MICROPY_MPYCROSS=$(ROOT)/build/mpy-cross/mpy-cross -j$(JOBS) $(UNIX_MAKE_FLAGS)
+
+# A Unix firmware with only some parts of the module (docs/building.md, "Feature profiles"),
+# in build and cargo folders of its own: make unix-features UBT_FEATURES="peripheral security"
+# -> build/unix-peripheral+security/micropython. micropython.mk builds the Rust archive with the
+# same list.
+UBT_FEATURES ?= full
+UBT_SPACE := $(subst ,, )
+UBT_FEATURES_NAME := $(subst $(UBT_SPACE),+,$(strip $(UBT_FEATURES)))
+
+unix-features: deps
+	$(if $(NO_MPY_LIB),mkdir -p $(NO_MPY_LIB) && echo "micropython-lib is not used by this build" > $(NO_MPY_LIB)/README.md)
+	$(MAKE) -C $(MICROPY_DIR)/mpy-cross -j$(JOBS) BUILD=$(ROOT)/build/mpy-cross
+	$(MAKE) -C $(MICROPY_DIR)/ports/unix MICROPY_MPYCROSS=$(ROOT)/build/mpy-cross/mpy-cross -j$(JOBS) \
+		$(filter-out BUILD=% UBT_SKIP_CARGO=%,$(UNIX_MAKE_FLAGS)) BUILD=$(ROOT)/build/unix-$(UBT_FEATURES_NAME) \
+		UBT_TARGET_DIR=$(ROOT)/target/features-$(UBT_FEATURES_NAME) UBT_FEATURES="$(UBT_FEATURES)"
 
 test: unix
 	bash $(ROOT)/tools/test.sh
@@ -122,7 +139,7 @@ QEMU_CPU_FLAGS := -mthumb -mcpu=cortex-m4 -mfloat-abi=hard -mfpu=fpv4-sp-d16
 
 # $(call qemu_firmware,BUILD FOLDER,EXTRA CARGO FLAGS,EXTRA CFLAGS)
 define qemu_firmware
-	cd $(ROOT) && cargo rustc --release --lib --crate-type staticlib --no-default-features $(2) --target $(THUMB)
+	cd $(ROOT) && cargo rustc --release --lib --crate-type staticlib --no-default-features --features full $(2) --target $(THUMB)
 	mkdir -p $(1)
 	arm-none-eabi-objcopy --remove-section='.ARM.exidx*' --remove-section='.ARM.extab*' \
 		$(ROOT)/target/$(THUMB)/release/libubluetooth.a $(1)/libubluetooth.a.tmp

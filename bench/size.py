@@ -26,8 +26,13 @@ thumbv7em: there is no bare-metal firmware of ours yet, so both sides are compil
     of either module); the C library functions both call (memcpy, memset, strlen...) are
     provided by a stub object that is not counted, as a firmware takes them from the port (so
     the Rust compiler_builtins copies of them are not pulled in either). Ours: the thumbv7em
-    staticlib is built with cargo (`cargo rustc --release --lib --crate-type staticlib --no-default-features --target
-    thumbv7em-none-eabihf`, a no-op when target/ is up to date).
+    staticlib is built with cargo (`cargo rustc --release --lib --crate-type staticlib --no-default-features
+    --features full --target thumbv7em-none-eabihf`, a no-op when target/ is up to date).
+
+Feature profiles (`--profiles`, or `--profiles-only` without the firmwares and the x86_64
+figures): every profile in tools/feature-profiles.txt is built the same way with only its
+Cargo features (in target/profiles/NAME and build/bench/size/arm-ours-NAME) and measured as
+the full build is; a profile whose Rust code builds with a warning fails.
 
 Columns: .text (code), .rodata (read-only data incl. unwind tables), .data (initialised,
 incl. .data.rel.ro on x86_64), .bss; flash = text + rodata + data, RAM = data + bss.
@@ -370,14 +375,40 @@ def build_c_arm(tree: Path) -> tuple[list[Path], list[Path]]:
     return module, nimble
 
 
-def build_ours_arm(tree: Path) -> tuple[list[Path], Path]:
-    """Our glue objects for thumbv7em and the thumbv7em staticlib."""
+PROFILES_FILE = ROOT / "tools" / "feature-profiles.txt"
+
+
+def feature_profiles() -> dict[str, list[str]]:
+    """tools/feature-profiles.txt: profile name -> the Cargo features it has."""
+    profiles = {}
+    for line in PROFILES_FILE.read_text().splitlines():
+        words = line.split("#")[0].split()
+        if words:
+            profiles[words[0]] = words[1:]
+    return profiles
+
+
+def build_ours_arm(tree: Path, profile: str = "full", features: list[str] | None = None
+                   ) -> tuple[list[Path], Path]:
+    """Our glue objects for thumbv7em and the thumbv7em staticlib, with the features of
+    `profile` (every one when None). Profiles other than the full one build in cargo and make
+    folders of their own, so they don't invalidate the firmware's."""
     env = dict(os.environ)
-    run(["cargo", "rustc", "--release", "--lib", "--crate-type", "staticlib", "--no-default-features",
-         "--target", RUST_TARGET], cwd=ROOT, env=env)
-    lib = ROOT / "target" / RUST_TARGET / "release" / "libubluetooth.a"
-    build = OUT / "arm-ours"
-    variables = [f"USER_C_MODULES={ROOT}", "UBT_SKIP_CARGO=1", "CFLAGS_EXTRA=" + common_cflags()]
+    features = features if features is not None else feature_profiles()["full"]
+    target_dir = ROOT / "target" if profile == "full" else ROOT / "target" / "profiles" / profile
+    env["CARGO_TARGET_DIR"] = str(target_dir)
+    cmd = ["cargo", "rustc", "--release", "--lib", "--crate-type", "staticlib", "--no-default-features",
+           "--features", ",".join(features), "--target", RUST_TARGET]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+    # A profile's code must build clean: a warning there (an unused import, dead code) is what
+    # a part left out of the others' cfg would look like.
+    warnings = [line for line in r.stderr.splitlines() if line.startswith("warning")]
+    if r.returncode != 0 or warnings:
+        raise BenchError(f"profile {profile}: {' '.join(cmd)} failed or warned:\n{r.stderr[-4000:]}")
+    lib = target_dir / RUST_TARGET / "release" / "libubluetooth.a"
+    build = OUT / ("arm-ours" if profile == "full" else f"arm-ours-{profile}")
+    variables = [f"USER_C_MODULES={ROOT}", "UBT_SKIP_CARGO=1", "CFLAGS_EXTRA=" + common_cflags(),
+                 "UBT_FEATURES=" + " ".join(features)]
     srcs = sorted((ROOT / "micropython_glue").glob("*.c"))
     objs = [build / "micropython_glue" / (s.stem + ".o") for s in srcs]
     qemu_make(tree, build, variables, [str(o) for o in objs])
@@ -565,10 +596,55 @@ def arm_target() -> Target:
     return Target("thumbv7em (Cortex-M4F, -Os; relocatable --gc-sections link of each side)", sides, notes)
 
 
+@dataclass
+class ProfileSize:
+    name: str
+    features: list[str]
+    total: dict[str, int]
+
+
+def profile_sizes(c_total: dict[str, int]) -> list[ProfileSize]:
+    """Builds every feature profile for thumbv7em (glue and staticlib) and measures each as the
+    full build is measured: a relocatable --gc-sections link kept alive from the glue."""
+    tree = OUT / "tree"
+    make_farm(tree, "qemu")
+    stub = libc_stub()
+    out = []
+    for name, features in feature_profiles().items():
+        glue, lib = build_ours_arm(tree, name, features)
+        linked, mapfile = gc_link(f"ours-thumbv7em-{name}", glue, [*map(str, glue), str(lib), str(stub)])
+        pieces = parse_map(mapfile)
+        total = attribute(pieces, classify_ours_factory(pieces)).total()
+        out.append(ProfileSize(name, features, total))
+    print("\nFeature profiles, thumbv7em (tools/feature-profiles.txt; ours/C against the C module's full build):")
+    c_flash = c_total["text"] + c_total["rodata"] + c_total["data"]
+    rows = []
+    for p in out:
+        flash = p.total["text"] + p.total["rodata"] + p.total["data"]
+        rows.append((p.name, " ".join(p.features), f"{flash:,}", f"{p.total['data'] + p.total['bss']:,}",
+                     f"{flash / c_flash:.2f}"))
+    benchlib.print_table(("profile", "features", "flash", "RAM", "flash ours/C"), rows)
+    return out
+
+
+def c_arm_total() -> dict[str, int]:
+    """The C module's thumbv7em total alone (for --profiles-only)."""
+    tree = OUT / "tree"
+    make_farm(tree, "qemu")
+    stub = libc_stub()
+    c_module, c_nimble = build_c_arm(tree)
+    _, c_map = gc_link("cmodule-thumbv7em", c_module, [*map(str, c_module), *map(str, c_nimble), str(stub)])
+    return attribute(parse_map(c_map), classify_c).total()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", type=Path, help="write raw numbers here")
     ap.add_argument("--no-arm", action="store_true", help="skip the thumbv7em build and figures")
+    ap.add_argument("--profiles", action="store_true",
+                    help="also build and measure every feature profile (tools/feature-profiles.txt)")
+    ap.add_argument("--profiles-only", action="store_true",
+                    help="only the feature profiles and the C module's thumbv7em total (no firmwares needed)")
     args = ap.parse_args()
     t0 = time.monotonic()
     started = benchlib.now_iso()
@@ -576,6 +652,21 @@ def main() -> int:
     whole: dict[str, dict[str, int]] = {}
     error = None
     OUT.mkdir(parents=True, exist_ok=True)
+    profiles: list[ProfileSize] = []
+    if args.profiles_only:
+        try:
+            profiles = profile_sizes(c_arm_total())
+        except BenchError as e:
+            error = str(e)
+            print(f"\nBENCHMARK FAILED: {e}", file=sys.stderr)
+        if args.json:
+            benchlib.write_json(args.json, {
+                "benchmark": "size-profiles", "started": started, "finished": benchlib.now_iso(),
+                "complete": error is None, "error": error, "commit": benchlib.git_commit(),
+                "profiles": [asdict(p) for p in profiles],
+            })
+        print(f"\ndone in {time.monotonic() - t0:.0f} s")
+        return 0 if error is None else 1
     try:
         for label, fw in benchlib.FIRMWARES.items():
             if not fw.exists():
@@ -590,6 +681,9 @@ def main() -> int:
         if not args.no_arm:
             targets.append(arm_target())
             print_target(targets[-1])
+            if args.profiles:
+                c_side = next(side for side in targets[-1].sides if side.label == "C")
+                profiles = profile_sizes(c_side.total)
         diffs = syscfg_differences()
         print("\nNimBLE syscfg values that differ (ours vs MicroPython's):")
         for d in diffs:
@@ -602,6 +696,7 @@ def main() -> int:
             "benchmark": "size", "started": started, "finished": benchlib.now_iso(), "complete": error is None,
             "error": error, "commit": benchlib.git_commit(), "whole_unix_firmwares": whole,
             "targets": [asdict(t) for t in targets], "syscfg_differences": syscfg_differences(),
+            "profiles": [asdict(p) for p in profiles],
         })
         print(f"raw results: {args.json}")
     print(f"\ndone in {time.monotonic() - t0:.0f} s")

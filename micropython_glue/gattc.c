@@ -8,6 +8,8 @@
 
 #include "modubluetooth.h"
 
+#if UBT_GATT_CLIENT
+
 // An optional UUID argument: NULL for None, else it must be a bluetooth.UUID.
 static const ubt_uuid_t *ubt_gattc_uuid_arg(mp_obj_t obj) {
     if (obj == mp_const_none) {
@@ -83,3 +85,5 @@ static mp_obj_t ubt_meth_gattc_exchange_mtu(mp_obj_t self_in, mp_obj_t conn_hand
     return mp_const_none;
 }
 MP_DEFINE_CONST_FUN_OBJ_2(ubt_ble_gattc_exchange_mtu_obj, ubt_meth_gattc_exchange_mtu);
+
+#endif // UBT_GATT_CLIENT

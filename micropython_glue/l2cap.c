@@ -8,6 +8,8 @@
 
 #include "modubluetooth.h"
 
+#if UBT_L2CAP
+
 // l2cap_listen(psm, mtu, /)
 static mp_obj_t ubt_meth_l2cap_listen(mp_obj_t self_in, mp_obj_t psm_in, mp_obj_t mtu_in) {
     (void)self_in;
@@ -76,3 +78,5 @@ static mp_obj_t ubt_meth_l2cap_recvinto(size_t n_args, const mp_obj_t *args) {
     return MP_OBJ_NEW_SMALL_INT(len);
 }
 MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(ubt_ble_l2cap_recvinto_obj, 4, 4, ubt_meth_l2cap_recvinto);
+
+#endif // UBT_L2CAP

@@ -13,12 +13,30 @@ UBT_TARGET_DIR ?= $(UBT_DIR)/target
 # or a cross compiler given on the command line says so. (The stm32 and qemu ports set
 # CROSS_COMPILE only after reading this file.) The Unix port is the crate default.
 UBT_BARE_METAL := $(UBT_PORT)$(findstring arm-none-eabi,$(CROSS_COMPILE))
+
+# The parts of the module this firmware has (docs/building.md, "Feature profiles"): any of
+# central peripheral gatt-client l2cap security, or `full` for all of them. The same list goes
+# to cargo as features and to the glue as UBT_CENTRAL=0/1 and so on.
+UBT_FEATURES ?= full
+UBT_FEATURE_LIST := $(if $(filter full,$(UBT_FEATURES)),central peripheral gatt-client l2cap security,$(UBT_FEATURES))
+UBT_UNKNOWN_FEATURES := $(filter-out full central peripheral gatt-client l2cap security,$(UBT_FEATURES))
+ifneq ($(UBT_UNKNOWN_FEATURES),)
+$(error ubluetooth: unknown UBT_FEATURES: $(UBT_UNKNOWN_FEATURES))
+endif
+UBT_EMPTY :=
+UBT_COMMA := ,
+UBT_CARGO_FEATURES := $(subst $(UBT_EMPTY) $(UBT_EMPTY),$(UBT_COMMA),$(strip $(UBT_FEATURE_LIST)))
+ubt_has = $(if $(filter $(1),$(UBT_FEATURE_LIST)),1,0)
+CFLAGS_USERMOD += -DUBT_CENTRAL=$(call ubt_has,central) -DUBT_PERIPHERAL=$(call ubt_has,peripheral) \
+	-DUBT_GATT_CLIENT=$(call ubt_has,gatt-client) -DUBT_L2CAP=$(call ubt_has,l2cap) \
+	-DUBT_SECURITY=$(call ubt_has,security)
+
 ifneq ($(UBT_BARE_METAL),)
 UBT_RUST_TARGET ?= thumbv7em-none-eabihf
-UBT_CARGO_FLAGS ?= --no-default-features --target $(UBT_RUST_TARGET)
+UBT_CARGO_FLAGS ?= --no-default-features --features "$(UBT_CARGO_FEATURES)" --target $(UBT_RUST_TARGET)
 UBT_LIB := $(UBT_TARGET_DIR)/$(UBT_RUST_TARGET)/release/libubluetooth.a
 else
-UBT_CARGO_FLAGS ?=
+UBT_CARGO_FLAGS ?= --no-default-features --features "unix $(UBT_CARGO_FEATURES)"
 UBT_LIB := $(UBT_TARGET_DIR)/release/libubluetooth.a
 endif
 

@@ -501,6 +501,7 @@ static void ubt_config_set(qstr key, mp_obj_t value) {
         case MP_QSTR_addr_mode:
             ubt_check(ubt_ble_config_set_addr_mode((uint8_t)mp_obj_get_int(value)));
             break;
+#if UBT_SECURITY
         case MP_QSTR_bond:
             ubt_ble_config_set_security(UBT_SECURITY_BOND, mp_obj_is_true(value));
             break;
@@ -513,6 +514,7 @@ static void ubt_config_set(qstr key, mp_obj_t value) {
         case MP_QSTR_io:
             ubt_ble_config_set_security(UBT_SECURITY_IO, (uint8_t)mp_obj_get_int(value));
             break;
+#endif
         case MP_QSTR_le_data_length:
             ubt_ble_config_set_link_upgrade(UBT_LINK_UPGRADE_DATA_LENGTH, mp_obj_is_true(value));
             break;
@@ -567,6 +569,7 @@ ubt_opt_buf_t ubt_opt_buf(mp_obj_t obj) {
     return b;
 }
 
+#if UBT_PERIPHERAL
 static mp_obj_t ubt_ble_gap_advertise(size_t n_args, const mp_obj_t *pos_args, mp_map_t *kw_args) {
     enum { ARG_interval_us, ARG_adv_data, ARG_resp_data, ARG_connectable };
     static const mp_arg_t allowed_args[] = {
@@ -590,7 +593,9 @@ static mp_obj_t ubt_ble_gap_advertise(size_t n_args, const mp_obj_t *pos_args, m
     return mp_const_none;
 }
 static MP_DEFINE_CONST_FUN_OBJ_KW(ubt_ble_gap_advertise_obj, 1, ubt_ble_gap_advertise);
+#endif
 
+#if UBT_CENTRAL
 static mp_obj_t ubt_ble_gap_scan(size_t n_args, const mp_obj_t *args) {
     if (n_args == 2 && args[1] == mp_const_none) {
         ubt_check(ubt_ble_gap_scan_stop());
@@ -636,6 +641,7 @@ static mp_obj_t ubt_meth_gap_connect(size_t n_args, const mp_obj_t *args) {
     return mp_const_none;
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(ubt_ble_gap_connect_obj, 2, 6, ubt_meth_gap_connect);
+#endif
 
 static mp_obj_t ubt_meth_gap_disconnect(mp_obj_t self_in, mp_obj_t conn_handle_in) {
     (void)self_in;
@@ -656,6 +662,7 @@ static mp_obj_t ubt_meth_gap_update_conn(size_t n_args, const mp_obj_t *args) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(ubt_ble_gap_update_conn_obj, 4, 6, ubt_meth_gap_update_conn);
 
+#if UBT_SECURITY
 static mp_obj_t ubt_meth_gap_pair(mp_obj_t self_in, mp_obj_t conn_handle_in) {
     (void)self_in;
     ubt_check(ubt_ble_gap_pair((uint16_t)mp_obj_get_int(conn_handle_in)));
@@ -690,19 +697,26 @@ static mp_obj_t ubt_meth_gap_unpair(size_t n_args, const mp_obj_t *args) {
     return mp_const_none;
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(ubt_ble_gap_unpair_obj, 1, 3, ubt_meth_gap_unpair);
+#endif
 
 static const mp_rom_map_elem_t ubt_ble_locals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_active), MP_ROM_PTR(&ubt_ble_active_obj) },
     { MP_ROM_QSTR(MP_QSTR_config), MP_ROM_PTR(&ubt_ble_config_obj) },
     { MP_ROM_QSTR(MP_QSTR_irq), MP_ROM_PTR(&ubt_ble_irq_obj) },
+#if UBT_PERIPHERAL
     { MP_ROM_QSTR(MP_QSTR_gap_advertise), MP_ROM_PTR(&ubt_ble_gap_advertise_obj) },
+#endif
+#if UBT_CENTRAL
     { MP_ROM_QSTR(MP_QSTR_gap_scan), MP_ROM_PTR(&ubt_ble_gap_scan_obj) },
     { MP_ROM_QSTR(MP_QSTR_gap_connect), MP_ROM_PTR(&ubt_ble_gap_connect_obj) },
+#endif
     { MP_ROM_QSTR(MP_QSTR_gap_disconnect), MP_ROM_PTR(&ubt_ble_gap_disconnect_obj) },
     { MP_ROM_QSTR(MP_QSTR_gap_update_conn), MP_ROM_PTR(&ubt_ble_gap_update_conn_obj) },
+#if UBT_SECURITY
     { MP_ROM_QSTR(MP_QSTR_gap_pair), MP_ROM_PTR(&ubt_ble_gap_pair_obj) },
     { MP_ROM_QSTR(MP_QSTR_gap_passkey), MP_ROM_PTR(&ubt_ble_gap_passkey_obj) },
     { MP_ROM_QSTR(MP_QSTR_gap_unpair), MP_ROM_PTR(&ubt_ble_gap_unpair_obj) },
+#endif
     // GATT server methods (gatts.c)
     { MP_ROM_QSTR(MP_QSTR_gatts_register_services), MP_ROM_PTR(&ubt_ble_gatts_register_services_obj) },
     { MP_ROM_QSTR(MP_QSTR_gatts_read), MP_ROM_PTR(&ubt_ble_gatts_read_obj) },
@@ -710,6 +724,7 @@ static const mp_rom_map_elem_t ubt_ble_locals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_gatts_notify), MP_ROM_PTR(&ubt_ble_gatts_notify_obj) },
     { MP_ROM_QSTR(MP_QSTR_gatts_indicate), MP_ROM_PTR(&ubt_ble_gatts_indicate_obj) },
     { MP_ROM_QSTR(MP_QSTR_gatts_set_buffer), MP_ROM_PTR(&ubt_ble_gatts_set_buffer_obj) },
+#if UBT_GATT_CLIENT
     // GATT client methods (gattc.c)
     { MP_ROM_QSTR(MP_QSTR_gattc_discover_services), MP_ROM_PTR(&ubt_ble_gattc_discover_services_obj) },
     { MP_ROM_QSTR(MP_QSTR_gattc_discover_characteristics), MP_ROM_PTR(&ubt_ble_gattc_discover_characteristics_obj) },
@@ -717,12 +732,15 @@ static const mp_rom_map_elem_t ubt_ble_locals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_gattc_read), MP_ROM_PTR(&ubt_ble_gattc_read_obj) },
     { MP_ROM_QSTR(MP_QSTR_gattc_write), MP_ROM_PTR(&ubt_ble_gattc_write_obj) },
     { MP_ROM_QSTR(MP_QSTR_gattc_exchange_mtu), MP_ROM_PTR(&ubt_ble_gattc_exchange_mtu_obj) },
+#endif
+#if UBT_L2CAP
     // L2CAP methods (l2cap.c)
     { MP_ROM_QSTR(MP_QSTR_l2cap_listen), MP_ROM_PTR(&ubt_ble_l2cap_listen_obj) },
     { MP_ROM_QSTR(MP_QSTR_l2cap_connect), MP_ROM_PTR(&ubt_ble_l2cap_connect_obj) },
     { MP_ROM_QSTR(MP_QSTR_l2cap_disconnect), MP_ROM_PTR(&ubt_ble_l2cap_disconnect_obj) },
     { MP_ROM_QSTR(MP_QSTR_l2cap_send), MP_ROM_PTR(&ubt_ble_l2cap_send_obj) },
     { MP_ROM_QSTR(MP_QSTR_l2cap_recvinto), MP_ROM_PTR(&ubt_ble_l2cap_recvinto_obj) },
+#endif
 };
 static MP_DEFINE_CONST_DICT(ubt_ble_locals, ubt_ble_locals_table);
 

@@ -9,6 +9,27 @@
 #include "py/objtuple.h"
 #include "ubluetooth.h"
 
+// The parts a firmware may leave out (docs/building.md, "Feature profiles"), 1 or 0 each:
+// micropython.mk sets them from UBT_FEATURES, the same list it gives cargo as features, so the
+// methods here and the Rust functions they call come and go together. A part left out takes
+// its methods off BLE (AttributeError) and its config keys (ValueError), as MicroPython's own
+// build options do.
+#ifndef UBT_CENTRAL
+#define UBT_CENTRAL (1)
+#endif
+#ifndef UBT_PERIPHERAL
+#define UBT_PERIPHERAL (1)
+#endif
+#ifndef UBT_GATT_CLIENT
+#define UBT_GATT_CLIENT (1)
+#endif
+#ifndef UBT_L2CAP
+#define UBT_L2CAP (1)
+#endif
+#ifndef UBT_SECURITY
+#define UBT_SECURITY (1)
+#endif
+
 // How many items an event's data tuple has at most, and how many memoryviews one event can
 // carry (a scan result's address and data, a secret's key and value); the BLE object keeps a
 // tuple and that many views to reuse.
@@ -47,6 +68,7 @@ static inline void ubt_check(ubt_status_t st) {
     }
 }
 
+#if UBT_GATT_CLIENT
 // --- GATT client (gattc.c): method objects for modubluetooth.c's locals table ---------------
 extern const mp_obj_fun_builtin_var_t ubt_ble_gattc_discover_services_obj;
 extern const mp_obj_fun_builtin_var_t ubt_ble_gattc_discover_characteristics_obj;
@@ -55,6 +77,7 @@ extern const mp_obj_fun_builtin_fixed_t ubt_ble_gattc_read_obj;
 extern const mp_obj_fun_builtin_var_t ubt_ble_gattc_write_obj;
 extern const mp_obj_fun_builtin_fixed_t ubt_ble_gattc_exchange_mtu_obj;
 // --- end GATT client ---------------------------------------------------------------------------
+#endif
 
 // --- GATT server (gatts.c): method objects for modubluetooth.c's locals table ---------------
 extern const mp_obj_fun_builtin_fixed_t ubt_ble_gatts_register_services_obj;
@@ -65,12 +88,14 @@ extern const mp_obj_fun_builtin_var_t ubt_ble_gatts_indicate_obj;
 extern const mp_obj_fun_builtin_var_t ubt_ble_gatts_set_buffer_obj;
 // --- end GATT server ---------------------------------------------------------------------------
 
+#if UBT_L2CAP
 // --- L2CAP channels (l2cap.c): method objects for modubluetooth.c's locals table ------------
 extern const mp_obj_fun_builtin_fixed_t ubt_ble_l2cap_listen_obj;
 extern const mp_obj_fun_builtin_var_t ubt_ble_l2cap_connect_obj;
 extern const mp_obj_fun_builtin_fixed_t ubt_ble_l2cap_disconnect_obj;
 extern const mp_obj_fun_builtin_var_t ubt_ble_l2cap_send_obj;
 extern const mp_obj_fun_builtin_var_t ubt_ble_l2cap_recvinto_obj;
+#endif
 // --- end L2CAP channels ------------------------------------------------------------------------
 
 #endif // UBT_MODUBLUETOOTH_H

@@ -125,6 +125,16 @@ const BUILD_SETTINGS: &[(&str, u32, u32)] = &[
     ("UBT_L2CAP_RX_CREDITS", 0, 255),
 ];
 
+/// The parts of NimBLE a firmware may leave out: a Cargo feature each, and the macro syscfg.h
+/// reads (1 when the feature is on).
+const PARTS: &[(&str, &str)] = &[
+    ("CARGO_FEATURE_CENTRAL", "UBT_CENTRAL"),
+    ("CARGO_FEATURE_PERIPHERAL", "UBT_PERIPHERAL"),
+    ("CARGO_FEATURE_GATT_CLIENT", "UBT_GATT_CLIENT"),
+    ("CARGO_FEATURE_L2CAP", "UBT_L2CAP"),
+    ("CARGO_FEATURE_SECURITY", "UBT_SECURITY"),
+];
+
 /// The build settings given in the environment, each checked to be a number in its range: a
 /// typo must fail the build rather than silently build the default.
 fn build_settings() -> Vec<(&'static str, String)> {
@@ -160,7 +170,11 @@ fn main() {
     let our_include = manifest_dir.join("include");
     let target = env::var("TARGET").expect("cargo sets TARGET");
     let sanitize = env::var_os("CARGO_FEATURE_SANITIZE").is_some();
-    let settings = build_settings();
+    let mut settings = build_settings();
+    for (feature, name) in PARTS {
+        let on = env::var_os(feature).is_some();
+        settings.push((name, if on { "1" } else { "0" }.to_string()));
+    }
 
     let mut build = cc::Build::new();
     build.include(&our_include);

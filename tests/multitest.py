@@ -4,6 +4,7 @@
     tests/multitest.py [--firmware PATH] [--micropython-dir DIR] [-j N]
                        [--controller vlink|rootcanal] [--rootcanal-preset P]
                        [--rootcanal-quirk Q] [--controller-profile NAME] [--qemu-instance N]
+                       [--instance-firmware N=PATH]
                        [--tag TAG] [--list] [TEST ...]
 
 Each test gets its own radio with one controller per firmware instance, so tests run in
@@ -205,6 +206,7 @@ def run_one(
     profile: str | None = None,
     rootcanal: tuple[str | None, tuple[str, ...]] | None = None,
     trace: Path | None = None,
+    instance_firmware: dict[int, Path] | None = None,
 ) -> tuple[str, bool, str, float]:
     """Runs one test on a radio of its own: a VLink, or with `rootcanal` = (preset, quirks)
     a RootCanal."""
@@ -227,7 +229,9 @@ def run_one(
                 cmd += ["-i", qemu_instance(qemu[1], link.qemu_serial(i), qemu_trace)]
                 continue
             uart = link.unix_uart(i)
-            spec = f"micropython,MICROPYBTUART={uart},MICROPYPATH={micropython_path}"
+            own = (instance_firmware or {}).get(i)
+            program = "micropython" if own is None else f"exec:{own}"
+            spec = f"{program},MICROPYBTUART={uart},MICROPYPATH={micropython_path}"
             if trace is not None:
                 # The firmware's own timestamped view of its HCI bytes, per instance.
                 spec += f",MICROPYBTTRACE={trace.with_suffix(f'.h4-{i}.log')}"
@@ -326,6 +330,14 @@ def main() -> int:
         help="run instance N on the Cortex-M4F firmware in qemu (make qemu), the others on Unix",
     )
     ap.add_argument("--qemu-firmware", default=str(ROOT / "build" / "qemu" / "firmware.elf"))
+    ap.add_argument(
+        "--instance-firmware",
+        action="append",
+        default=[],
+        metavar="N=PATH",
+        help="run instance N on another Unix firmware (e.g. one built with fewer features by "
+        "`make unix-features`); repeatable",
+    )
     ap.add_argument(
         "--controller",
         choices=("vlink", "rootcanal"),
@@ -433,6 +445,13 @@ def main() -> int:
     firmware = Path(args.firmware).resolve()
     if args.gc_stress:
         tests, firmware = gc_stress(tests, firmware, args.gc_stress)
+    instance_firmware = {}
+    for item in args.instance_firmware:
+        n, _, path = item.partition("=")
+        if not n.isdigit() or not path:
+            print(f"--instance-firmware {item}: expected N=PATH", file=sys.stderr)
+            return 2
+        instance_firmware[int(n)] = Path(path).resolve()
     qemu = None
     if args.qemu_instance is not None:
         qemu = (args.qemu_instance, Path(args.qemu_firmware).resolve())
@@ -460,7 +479,16 @@ def main() -> int:
         with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
             futures = [
                 pool.submit(
-                    run_one, t, firmware, micropython_dir, extra, qemu, p, rootcanal, trace_for(t)
+                    run_one,
+                    t,
+                    firmware,
+                    micropython_dir,
+                    extra,
+                    qemu,
+                    p,
+                    rootcanal,
+                    trace_for(t),
+                    instance_firmware,
                 )
                 for t in batch
                 for p in runs(t.name)

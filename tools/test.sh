@@ -37,10 +37,12 @@ fmt_check() {
 step "cargo fmt --check" fmt_check
 step "src/ layers: no cycle, every dependency points down" python3 tools/check_layers.py
 step "cargo clippy (x86_64, all targets)" cargo clippy --workspace --all-targets -- -D warnings
-step "cargo clippy ($THUMB, no_std)" cargo clippy --no-default-features --target "$THUMB" -- -D warnings
+step "cargo clippy ($THUMB, no_std)" cargo clippy --no-default-features --features full --target "$THUMB" -- -D warnings
 step "cargo test (units, syscfg)" cargo test --workspace
 step "cargo test nimble-sys pools under UBSan" cargo test -p nimble-sys --features sanitize --test pools
-step "cargo build --release ($THUMB)" cargo rustc --release --lib --crate-type staticlib --no-default-features --target "$THUMB"
+step "cargo build --release ($THUMB)" cargo rustc --release --lib --crate-type staticlib --no-default-features --features full --target "$THUMB"
+step "feature profiles: each builds for $THUMB, warning-free, with its size (bench/size.py --profiles-only)" \
+    "$VENV_PY" bench/size.py --profiles-only --json "$ROOT/build/size-profiles.json"
 step "generated header is committed" header_is_current
 
 qemu_firmware() {
@@ -70,6 +72,17 @@ step "firmware tests" "$VENV_PY" tests/firmware/run.py
 step "editor stubs: match the module, type-check the examples" "$VENV_PY" -m pytest -q tests/stubs
 step "docs: every name documented, links and paths resolve" "$VENV_PY" -m pytest -q tests/docs
 step "examples" "$VENV_PY" -m pytest -q tests/examples
+feature_firmwares() {
+    # Two Unix firmwares with only some parts of the module, then what a script sees on them.
+    local features
+    for features in "peripheral" "central gatt-client"; do
+        make -C "$ROOT" --no-print-directory unix-features UBT_FEATURES="$features" \
+            >"$ROOT/build/unix-features.log" 2>&1 ||
+            { tail -30 "$ROOT/build/unix-features.log"; echo "make unix-features UBT_FEATURES=\"$features\" failed"; return 1; }
+    done
+    "$VENV_PY" -m pytest -q tests/features
+}
+step "feature profiles on Unix: a peripheral-only and a central-only firmware (tests/features)" feature_firmwares
 step "MicroPython multitests" "$VENV_PY" tests/multitest.py
 controller_matrix() {
     # The multitests tagged `matrix` on every controller profile (docs/testing.md, "The

@@ -1,10 +1,16 @@
 //! `BLE`'s life cycle, `config()`, GAP and pairing, for the shim.
 
-use super::{out, status, thread, UbtOptBuf};
-use crate::error::{Status, OK};
+#[cfg(feature = "peripheral")]
+use super::UbtOptBuf;
+use super::{out, status, thread};
+use crate::error::Status;
+#[cfg(feature = "peripheral")]
+use crate::error::OK;
 use crate::handle::ConnHandle;
 use crate::hci::transport;
-use crate::host::{gap, security, stack, state};
+#[cfg(feature = "security")]
+use crate::host::security;
+use crate::host::{gap, stack, state};
 use crate::sys::slice;
 
 // --- Life cycle ---------------------------------------------------------------------------------
@@ -117,6 +123,7 @@ pub extern "C" fn ubt_ble_config_set_mtu(mtu: u16) -> Status {
     status(gap::set_mtu(thread(), mtu))
 }
 
+#[cfg(feature = "security")]
 /// Security settings (`config(bond=, mitm=, le_secure=, io=)`), which persist across restarts.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,6 +138,7 @@ pub enum UbtSecurityKey {
     Io = 3,
 }
 
+#[cfg(feature = "security")]
 /// `config(bond=|mitm=|le_secure=|io=)`: stored in NimBLE's host configuration, active or not.
 #[no_mangle]
 pub extern "C" fn ubt_ble_config_set_security(key: UbtSecurityKey, value: u8) {
@@ -175,12 +183,14 @@ pub extern "C" fn ubt_ble_config_link_upgrade(key: UbtLinkUpgrade) -> bool {
     gap::link_upgrade(key.into())
 }
 
+#[cfg(feature = "security")]
 /// `gap_pair(conn_handle)`.
 #[no_mangle]
 pub extern "C" fn ubt_ble_gap_pair(conn_handle: u16) -> Status {
     status(security::pair(thread(), ConnHandle(conn_handle)))
 }
 
+#[cfg(feature = "security")]
 /// `gap_passkey(conn_handle, action, passkey)`; the shim has truncated the values as the C
 /// module does (u16, u8, u32).
 #[no_mangle]
@@ -193,6 +203,7 @@ pub extern "C" fn ubt_ble_gap_passkey(conn_handle: u16, action: u8, passkey: u32
     ))
 }
 
+#[cfg(feature = "security")]
 /// `gap_unpair()` (every bond, `addr` null) or `gap_unpair(addr_type, addr)` with `addr` most-
 /// significant byte first; the shim has truncated `addr_type` to u8 as `gap_connect` does.
 ///
@@ -211,6 +222,7 @@ pub unsafe extern "C" fn ubt_ble_gap_unpair(addr_type: u8, addr: *const u8) -> S
 
 // --- GAP ----------------------------------------------------------------------------------------
 
+#[cfg(feature = "peripheral")]
 /// `gap_advertise(None)`: stops advertising. Never fails.
 #[no_mangle]
 pub extern "C" fn ubt_ble_gap_advertise_stop() -> Status {
@@ -218,6 +230,7 @@ pub extern "C" fn ubt_ble_gap_advertise_stop() -> Status {
     OK
 }
 
+#[cfg(feature = "peripheral")]
 /// `gap_advertise(interval_us, adv_data, resp_data=, connectable=)` with a non-None interval.
 ///
 /// # Safety
@@ -240,6 +253,7 @@ pub unsafe extern "C" fn ubt_ble_gap_advertise_start(
     ))
 }
 
+#[cfg(feature = "central")]
 /// `gap_scan(duration_ms, interval_us, window_us, active)`.
 #[no_mangle]
 pub extern "C" fn ubt_ble_gap_scan_start(
@@ -257,12 +271,14 @@ pub extern "C" fn ubt_ble_gap_scan_start(
     ))
 }
 
+#[cfg(feature = "central")]
 /// `gap_scan(None)`.
 #[no_mangle]
 pub extern "C" fn ubt_ble_gap_scan_stop() -> Status {
     status(gap::scan_stop(thread()))
 }
 
+#[cfg(feature = "central")]
 /// `gap_connect(addr_type, addr, scan_duration_ms, min_conn_interval_us, max_conn_interval_us)`.
 ///
 /// # Safety
@@ -287,6 +303,7 @@ pub unsafe extern "C" fn ubt_ble_gap_connect(
     ))
 }
 
+#[cfg(feature = "central")]
 /// `gap_connect(None)`.
 #[no_mangle]
 pub extern "C" fn ubt_ble_gap_connect_cancel() -> Status {

@@ -12,14 +12,18 @@ use crate::rt::sched;
 use crate::thread::NimbleThread;
 
 mod ble;
+#[cfg(feature = "gatt-client")]
 mod gattc;
 mod gatts;
+#[cfg(feature = "l2cap")]
 mod l2cap;
 mod uuid;
 
 pub use self::ble::*;
+#[cfg(feature = "gatt-client")]
 pub use self::gattc::*;
 pub use self::gatts::*;
+#[cfg(feature = "l2cap")]
 pub use self::l2cap::*;
 pub use self::uuid::*;
 
@@ -92,6 +96,7 @@ pub extern "C" fn ubt_port_event(rx_waiting: bool) {
 pub extern "C" fn ubt_port_heap_lost() {
     let t = thread();
     host::gatts::forget_heap(t);
+    #[cfg(feature = "l2cap")]
     host::l2cap::forget_heap(t);
     sched::poll_started();
 }

@@ -8,8 +8,12 @@ use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use nimble_sys as ns;
 
+#[cfg(feature = "gatt-client")]
+use super::gattc;
+use super::gatts;
+#[cfg(feature = "security")]
+use super::security;
 use super::state::{is_active, require_active, state, StackState};
-use super::{gattc, gatts, security};
 use crate::error::{check, Error};
 use crate::event::{self, addr_msb_first, Event};
 use crate::handle::{AttrHandle, ConnHandle};
@@ -443,6 +447,7 @@ unsafe fn gap_event(t: NimbleThread, role: OurRole, event: *mut ns::ble_gap_even
                 t,
                 &role.conn_event(false, conn_handle, peer.type_, peer.val),
             );
+            #[cfg(feature = "gatt-client")]
             gattc::on_disconnect(t, conn_handle);
         }
         ns::BLE_GAP_EVENT_CONN_UPDATE => {
@@ -471,6 +476,8 @@ unsafe fn gap_event(t: NimbleThread, role: OurRole, event: *mut ns::ble_gap_even
                 event::dispatch(t, &ev);
             }
         }
+        // Without the GATT client they are not for the script (NimBLE frees the value).
+        #[cfg(feature = "gatt-client")]
         ns::BLE_GAP_EVENT_NOTIFY_RX => {
             // SAFETY: tag is NOTIFY_RX.
             let n = unsafe { &u.notify_rx };
@@ -488,17 +495,20 @@ unsafe fn gap_event(t: NimbleThread, role: OurRole, event: *mut ns::ble_gap_even
                 (ConnHandle(n.conn_handle), AttrHandle(n.attr_handle));
             gatts::on_notify_tx(t, conn_handle, value_handle, n.status, n.indication() != 0);
         }
+        #[cfg(feature = "security")]
         ns::BLE_GAP_EVENT_ENC_CHANGE => {
             // SAFETY: tag is ENC_CHANGE.
             let e = unsafe { &u.enc_change };
             security::on_enc_change(t, ConnHandle(e.conn_handle));
         }
+        #[cfg(feature = "security")]
         ns::BLE_GAP_EVENT_PASSKEY_ACTION => {
             // SAFETY: tag is PASSKEY_ACTION.
             let p = unsafe { &u.passkey };
             let conn_handle = ConnHandle(p.conn_handle);
             security::on_passkey_action(t, conn_handle, p.params.action, p.params.numcmp);
         }
+        #[cfg(feature = "security")]
         ns::BLE_GAP_EVENT_REPEAT_PAIRING => {
             // SAFETY: tag is REPEAT_PAIRING.
             let r = unsafe { &u.repeat_pairing };

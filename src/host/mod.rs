@@ -6,9 +6,12 @@
 //! life-cycle state they all read.
 
 pub mod gap;
+#[cfg(feature = "gatt-client")]
 pub mod gattc;
 pub mod gatts;
+#[cfg(feature = "l2cap")]
 pub mod l2cap;
+#[cfg(feature = "security")]
 pub mod security;
 pub mod stack;
 pub mod state;

@@ -13,8 +13,14 @@ use core::ptr;
 
 use nimble_sys as ns;
 
+#[cfg(feature = "gatt-client")]
+use super::gattc;
+#[cfg(feature = "l2cap")]
+use super::l2cap;
+#[cfg(feature = "security")]
+use super::security;
 use super::state::{is_active, set_state, state, StackState};
-use super::{gap, gattc, gatts, l2cap, security};
+use super::{gap, gatts};
 use crate::error::Error;
 use crate::hci::transport;
 use crate::port;
@@ -46,6 +52,7 @@ extern "C" fn on_sync() {
     gap::select_initial_address(t);
     set_state(StackState::Active);
     // After the state change, so the handler's GET_SECRET / SET_SECRET reach the script.
+    #[cfg(feature = "security")]
     security::load_our_irk(t);
 }
 
@@ -58,8 +65,10 @@ pub fn start_begin(t: NimbleThread) -> Result<(), Error> {
     set_state(StackState::Starting);
     npl::reset(t);
     transport::reset(t);
+    #[cfg(feature = "gatt-client")]
     gattc::reset(t);
     gap::reset(t);
+    #[cfg(feature = "l2cap")]
     l2cap::reset(t);
     match port::uart_open(sched::WAKEUP) {
         // A setting that can never work: say so now rather than after the start-up timeout.
@@ -75,6 +84,7 @@ pub fn start_begin(t: NimbleThread) -> Result<(), Error> {
     // SAFETY: NimBLE's init runs on the NimBLE thread (the token) with the host stopped.
     unsafe { ns::nimble_port_init() };
     sys::cfg::with(t, |cfg| cfg.sync_cb = Some(on_sync));
+    #[cfg(feature = "security")]
     security::configure_host(t);
     sched::request_poll();
     Ok(())
@@ -136,6 +146,7 @@ pub fn stop_finish(t: NimbleThread) {
 fn force_off(t: NimbleThread) {
     set_state(StackState::Off);
     gatts::on_stop(t);
+    #[cfg(feature = "l2cap")]
     l2cap::reset(t);
     port::uart_close();
     npl::reset(t);
@@ -208,6 +219,7 @@ pub fn poll(t: NimbleThread) {
         Drained::ScriptsTurn => start_script_turn(t),
     }
     // NimBLE's shared pool may have drained since a send backed off (spec §10).
+    #[cfg(feature = "l2cap")]
     l2cap::check_mem_unstall(t);
 }
 

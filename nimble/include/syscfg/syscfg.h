@@ -74,11 +74,32 @@ void *ubt_nimble_realloc(void *ptr, size_t size);
 #define MYNEWT_VAL_OS_MEMPOOL_POISON (0)
 #define MYNEWT_VAL_FLOAT_USER (0)
 
+/* --- Feature profiles ------------------------------------------------------------------
+ * The parts a firmware may leave out, one Cargo feature each (nimble-sys's build.rs defines
+ * these as 0 or 1 from them; docs/building.md, "Feature profiles"). Unset means on. */
+#ifndef UBT_CENTRAL
+#define UBT_CENTRAL 1
+#endif
+#ifndef UBT_PERIPHERAL
+#define UBT_PERIPHERAL 1
+#endif
+#ifndef UBT_GATT_CLIENT
+#define UBT_GATT_CLIENT 1
+#endif
+#ifndef UBT_L2CAP
+#define UBT_L2CAP 1
+#endif
+#ifndef UBT_SECURITY
+#define UBT_SECURITY 1
+#endif
+
 /* --- Roles ---------------------------------------------------------------------------- */
+/* Advertising stays built without the peripheral feature: this NimBLE's GAP timer calls its
+ * advertising code whenever extended advertising is off. */
 #define MYNEWT_VAL_BLE_ROLE_BROADCASTER (1)
-#define MYNEWT_VAL_BLE_ROLE_OBSERVER (1)
-#define MYNEWT_VAL_BLE_ROLE_CENTRAL (1)
-#define MYNEWT_VAL_BLE_ROLE_PERIPHERAL (1)
+#define MYNEWT_VAL_BLE_ROLE_OBSERVER (UBT_CENTRAL)
+#define MYNEWT_VAL_BLE_ROLE_CENTRAL (UBT_CENTRAL)
+#define MYNEWT_VAL_BLE_ROLE_PERIPHERAL (UBT_PERIPHERAL)
 #define MYNEWT_VAL_BLE_WHITELIST (1)
 /* Legacy advertising PDUs only: 31-byte payloads, legacy scan reports. */
 #define MYNEWT_VAL_BLE_EXT_ADV (0)
@@ -123,23 +144,23 @@ void *ubt_nimble_realloc(void *ptr, size_t size);
 #define MYNEWT_VAL_BLE_GATT_RESUME_RATE (1000)
 #define MYNEWT_VAL_BLE_GATT_NOTIFY (1)
 #define MYNEWT_VAL_BLE_GATT_INDICATE (1)
-#define MYNEWT_VAL_BLE_GATT_DISC_ALL_SVCS (1)
-#define MYNEWT_VAL_BLE_GATT_DISC_SVC_UUID (1)
-#define MYNEWT_VAL_BLE_GATT_FIND_INC_SVCS (1)
-#define MYNEWT_VAL_BLE_GATT_DISC_ALL_CHRS (1)
-#define MYNEWT_VAL_BLE_GATT_DISC_CHR_UUID (1)
-#define MYNEWT_VAL_BLE_GATT_DISC_ALL_DSCS (1)
-#define MYNEWT_VAL_BLE_GATT_READ (1)
-#define MYNEWT_VAL_BLE_GATT_READ_UUID (1)
-#define MYNEWT_VAL_BLE_GATT_READ_LONG (1)
-#define MYNEWT_VAL_BLE_GATT_READ_MULT (1)
+#define MYNEWT_VAL_BLE_GATT_DISC_ALL_SVCS (UBT_GATT_CLIENT)
+#define MYNEWT_VAL_BLE_GATT_DISC_SVC_UUID (UBT_GATT_CLIENT)
+#define MYNEWT_VAL_BLE_GATT_FIND_INC_SVCS (UBT_GATT_CLIENT)
+#define MYNEWT_VAL_BLE_GATT_DISC_ALL_CHRS (UBT_GATT_CLIENT)
+#define MYNEWT_VAL_BLE_GATT_DISC_CHR_UUID (UBT_GATT_CLIENT)
+#define MYNEWT_VAL_BLE_GATT_DISC_ALL_DSCS (UBT_GATT_CLIENT)
+#define MYNEWT_VAL_BLE_GATT_READ (UBT_GATT_CLIENT)
+#define MYNEWT_VAL_BLE_GATT_READ_UUID (UBT_GATT_CLIENT)
+#define MYNEWT_VAL_BLE_GATT_READ_LONG (UBT_GATT_CLIENT)
+#define MYNEWT_VAL_BLE_GATT_READ_MULT (UBT_GATT_CLIENT)
 #define MYNEWT_VAL_BLE_GATT_READ_MAX_ATTRS (8)
-#define MYNEWT_VAL_BLE_GATT_WRITE (1)
-#define MYNEWT_VAL_BLE_GATT_WRITE_NO_RSP (1)
-#define MYNEWT_VAL_BLE_GATT_WRITE_LONG (1)
-#define MYNEWT_VAL_BLE_GATT_WRITE_RELIABLE (1)
+#define MYNEWT_VAL_BLE_GATT_WRITE (UBT_GATT_CLIENT)
+#define MYNEWT_VAL_BLE_GATT_WRITE_NO_RSP (UBT_GATT_CLIENT)
+#define MYNEWT_VAL_BLE_GATT_WRITE_LONG (UBT_GATT_CLIENT)
+#define MYNEWT_VAL_BLE_GATT_WRITE_RELIABLE (UBT_GATT_CLIENT)
 #define MYNEWT_VAL_BLE_GATT_WRITE_MAX_ATTRS (4)
-#define MYNEWT_VAL_BLE_GATT_SIGNED_WRITE (1)
+#define MYNEWT_VAL_BLE_GATT_SIGNED_WRITE (UBT_GATT_CLIENT)
 
 /* --- L2CAP ----------------------------------------------------------------------------- */
 /* The three fixed channels (ATT, signalling, SM) of each link; NimBLE's channel pool adds
@@ -147,17 +168,17 @@ void *ubt_nimble_realloc(void *ptr, size_t size);
 #define MYNEWT_VAL_BLE_L2CAP_MAX_CHANS (3 * MYNEWT_VAL_BLE_MAX_CONNECTIONS)
 /* Signalling procedures in flight: a connect or disconnect per channel, a parameter update per
  * link, so a script can open or close several channels without waiting for each. */
-#define MYNEWT_VAL_BLE_L2CAP_SIG_MAX_PROCS (UBT_L2CAP_MAX_CHANNELS + UBT_MAX_CONNECTIONS)
+#define MYNEWT_VAL_BLE_L2CAP_SIG_MAX_PROCS (UBT_L2CAP * UBT_L2CAP_MAX_CHANNELS + UBT_MAX_CONNECTIONS)
 #define MYNEWT_VAL_BLE_L2CAP_JOIN_RX_FRAGS (1)
 #define MYNEWT_VAL_BLE_L2CAP_RX_FRAG_TIMEOUT (30000)
-#define MYNEWT_VAL_BLE_L2CAP_COC_MAX_NUM (UBT_L2CAP_MAX_CHANNELS)
+#define MYNEWT_VAL_BLE_L2CAP_COC_MAX_NUM (UBT_L2CAP * UBT_L2CAP_MAX_CHANNELS)
 /* One MSYS block holds an SDU segment plus its 8-byte L2CAP overhead. */
 #define MYNEWT_VAL_BLE_L2CAP_COC_MPS (MYNEWT_VAL_MSYS_1_BLOCK_SIZE - 8)
 #define MYNEWT_VAL_BLE_L2CAP_ENHANCED_COC (0)
 
 /* --- Security manager (bond/mitm/io/le_secure are changed at run time by config()) ----- */
-#define MYNEWT_VAL_BLE_SM_LEGACY (1)
-#define MYNEWT_VAL_BLE_SM_SC (1)
+#define MYNEWT_VAL_BLE_SM_LEGACY (UBT_SECURITY)
+#define MYNEWT_VAL_BLE_SM_SC (UBT_SECURITY)
 #define MYNEWT_VAL_BLE_SM_MITM (0)
 #define MYNEWT_VAL_BLE_SM_BONDING (0)
 #define MYNEWT_VAL_BLE_SM_IO_CAP (BLE_HS_IO_NO_INPUT_OUTPUT)
