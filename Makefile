@@ -109,22 +109,24 @@ clean:
 # Ours against MicroPython's own C bluetooth module on the same NimBLE tree (bench/RESULTS.md):
 # builds the comparator (build/bench/cmodule/micropython), measures throughput (BENCH_ROUNDS
 # alternating rounds), bulk throughput on the radio model (BENCH_AIR_ROUNDS; bench/AIRTIME.md),
-# CPU per event (callgrind), size and memory, writes the raw numbers to build/bench/*.json and
+# CPU per event (callgrind), size (with every feature profile) and memory (Unix, and on the
+# qemu board), writes the raw numbers to build/bench/*.json and
 # the tables into bench/RESULTS.md.
 BENCH_ROUNDS ?= 5
 BENCH_AIR_ROUNDS ?= 3
 VENV_PYTHON := $(ROOT)/.cache/venv/bin/python
 
 .PHONY: bench
-bench: unix
+bench: unix qemu
 	MICROPY_DIR=$(MICROPY_DIR) bash $(ROOT)/bench/build_cmodule.sh
 	$(VENV_PYTHON) $(ROOT)/bench/throughput.py --rounds $(BENCH_ROUNDS) \
 		--micropython-dir $(MICROPY_DIR) --json $(ROOT)/build/bench/throughput.json
 	$(VENV_PYTHON) $(ROOT)/bench/airtime.py --rounds $(BENCH_AIR_ROUNDS) \
 		--micropython-dir $(MICROPY_DIR) --json $(ROOT)/build/bench/airtime.json
 	$(VENV_PYTHON) $(ROOT)/bench/cpu.py --json $(ROOT)/build/bench/cpu.json
-	$(VENV_PYTHON) $(ROOT)/bench/size.py --json $(ROOT)/build/bench/size.json
+	$(VENV_PYTHON) $(ROOT)/bench/size.py --profiles --json $(ROOT)/build/bench/size.json
 	$(VENV_PYTHON) $(ROOT)/bench/heap.py --json $(ROOT)/build/bench/heap.json
+	$(VENV_PYTHON) $(ROOT)/bench/heap_qemu.py --json $(ROOT)/build/bench/heap_qemu.json
 	$(VENV_PYTHON) $(ROOT)/bench/report.py
 
 # MicroPython's qemu port with our board (ports/qemu/boards/MPS2_AN386) and the module built for

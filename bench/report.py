@@ -134,6 +134,21 @@ def size_table(d: dict) -> list[str]:
                       f"RAM {o[2] / c[2]:.2f}" + (f" ({verdict(o[0] <= c[0])})" if "thumb" in t["name"] else ""))
     out.append("")
     out.append("ours/C: " + "; ".join(ratios) + ".")
+    profiles = d.get("profiles") or []
+    if profiles:
+        c_flash = next(sum(side["total"][k] for k in ("text", "rodata", "data"))
+                       for t in d["targets"] if "thumb" in t["name"]
+                       for side in t["sides"] if side["label"] == "C")
+        out += ["", "Feature profiles, thumbv7em (tools/feature-profiles.txt, docs/building.md): ours with only "
+                "some parts, against the C module's full build. Target: a peripheral-only GATT server "
+                "<= 0.7 times.", "",
+                "| profile | parts | flash | RAM (static) | flash / C |", "| --- | --- | ---: | ---: | ---: |"]
+        for p in profiles:
+            t = p["total"]
+            flash = t["text"] + t["rodata"] + t["data"]
+            out.append(f"| {p['name']} | {' '.join(p['features'])} | {n(flash)} | {n(t['data'] + t['bss'])} | "
+                       f"{flash / c_flash:.2f}" + (f" ({verdict(flash <= 0.7 * c_flash)})"
+                                                    if p["name"] == "peripheral" else "") + " |")
     w = d["whole_unix_firmwares"]
     out.append("")
     out.append(f"Whole Unix firmwares (`size`): ours text {n(w['ours']['text'])}, data "
@@ -161,6 +176,27 @@ def heap_table(d: dict) -> list[str]:
     out.append(f"After start + Nordic UART service: GC heap ours {n(o['gc_delta'])} B vs C "
                f"{n(c['gc_delta'])} B ({verdict(o['gc_delta'] <= c['gc_delta'])}); GC + malloc ours "
                f"{n(o['gc_delta'] + o['malloc_delta'])} B vs C {n(c['gc_delta'] + c['malloc_delta'])} B.")
+    return out
+
+
+def heap_qemu_lines(d: dict, size: dict) -> list[str]:
+    """The bare-metal figure: our GC heap on the qemu board plus static RAM from the size table."""
+    static = {side["label"]: side["total"]["data"] + side["total"]["bss"]
+              for t in size["targets"] if "thumb" in t["name"] for side in t["sides"]}
+    h = d["gc_heap_over_baseline"]
+    out = [
+        f"On the emulated Cortex-M4F board (`bench/heap_qemu.py`, commit `{d['commit'][:7]}`), where every "
+        "heap block of ours is on the GC heap: GC heap bytes in use over the baseline.",
+        "",
+        "| stage | GC heap ours |",
+        "| --- | ---: |",
+        *(f"| {k} | {n(v)} |" for k, v in h.items()),
+        "",
+        f"Bare metal after start + Nordic UART service: ours {n(static['ours'])} B static (.data + .bss, "
+        f"the size table) + {n(h['registered'])} B heap = {n(static['ours'] + h['registered'])} B; the C "
+        f"module's static RAM on the same port configuration is {n(static['C'])} B (its heap cannot be "
+        "measured on this board: MicroPython has no HCI port of its own for it).",
+    ]
     return out
 
 
@@ -199,6 +235,8 @@ def main() -> int:
     tp, air, cpu, size, heap = (
         load(args.dir, name) for name in ("throughput", "airtime", "cpu", "size", "heap")
     )
+    heap_qemu_path = args.dir / "heap_qemu.json"
+    heap_qemu = load(args.dir, "heap_qemu") if heap_qemu_path.exists() else None
     host = cpu.get("host", {})
     lines = [
         BEGIN,
@@ -224,6 +262,7 @@ def main() -> int:
         "### Memory after start",
         "",
         *heap_table(heap),
+        *(["", *heap_qemu_lines(heap_qemu, size)] if heap_qemu else []),
         "",
         "### Failed attempts",
         "",
