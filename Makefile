@@ -38,6 +38,12 @@ endif
 
 .PHONY: all deps unix unix-features rust test demo aioble clean qemu qemu-panic-test stm32
 
+# What every Unix firmware build does first: the micropython-lib stand-in and mpy-cross.
+define unix_prelude
+	$(if $(NO_MPY_LIB),mkdir -p $(NO_MPY_LIB) && echo "micropython-lib is not used by this build" > $(NO_MPY_LIB)/README.md)
+	$(MAKE) -C $(MICROPY_DIR)/mpy-cross -j$(JOBS) BUILD=$(ROOT)/build/mpy-cross
+endef
+
 all: unix
 
 deps:
@@ -49,8 +55,7 @@ rust: deps
 	cd $(ROOT) && cargo rustc --release --lib --crate-type staticlib
 
 unix: rust
-	$(if $(NO_MPY_LIB),mkdir -p $(NO_MPY_LIB) && echo "micropython-lib is not used by this build" > $(NO_MPY_LIB)/README.md)
-	$(MAKE) -C $(MICROPY_DIR)/mpy-cross -j$(JOBS) BUILD=$(ROOT)/build/mpy-cross
+	$(unix_prelude)
 	$(MAKE) -C $(MICROPY_DIR)/ports/unix MICROPY_MPYCROSS=$(ROOT)/build/mpy-cross/mpy-cross -j$(JOBS) $(UNIX_MAKE_FLAGS)
 
 # A Unix firmware with only some parts of the module (docs/building.md, "Feature profiles"),
@@ -62,8 +67,7 @@ UBT_SPACE := $(subst ,, )
 UBT_FEATURES_NAME := $(subst $(UBT_SPACE),+,$(strip $(UBT_FEATURES)))
 
 unix-features: deps
-	$(if $(NO_MPY_LIB),mkdir -p $(NO_MPY_LIB) && echo "micropython-lib is not used by this build" > $(NO_MPY_LIB)/README.md)
-	$(MAKE) -C $(MICROPY_DIR)/mpy-cross -j$(JOBS) BUILD=$(ROOT)/build/mpy-cross
+	$(unix_prelude)
 	$(MAKE) -C $(MICROPY_DIR)/ports/unix MICROPY_MPYCROSS=$(ROOT)/build/mpy-cross/mpy-cross -j$(JOBS) \
 		$(filter-out BUILD=% UBT_SKIP_CARGO=%,$(UNIX_MAKE_FLAGS)) BUILD=$(ROOT)/build/unix-$(UBT_FEATURES_NAME) \
 		UBT_TARGET_DIR=$(ROOT)/target/features-$(UBT_FEATURES_NAME) UBT_FEATURES="$(UBT_FEATURES)"
@@ -91,8 +95,7 @@ rust-asan: deps
 		cargo rustc --release --lib --crate-type staticlib --target $(ASAN_RUST_TARGET)
 
 unix-asan: rust-asan
-	$(if $(NO_MPY_LIB),mkdir -p $(NO_MPY_LIB) && echo "micropython-lib is not used by this build" > $(NO_MPY_LIB)/README.md)
-	$(MAKE) -C $(MICROPY_DIR)/mpy-cross -j$(JOBS) BUILD=$(ROOT)/build/mpy-cross
+	$(unix_prelude)
 	$(MAKE) -C $(MICROPY_DIR)/ports/unix MICROPY_MPYCROSS=$(ROOT)/build/mpy-cross/mpy-cross -j$(JOBS) \
 		$(filter-out BUILD=%,$(UNIX_MAKE_FLAGS)) BUILD=$(ROOT)/build/unix-asan UBT_LIB=$(ASAN_UBT_LIB) \
 		CFLAGS_EXTRA="$(ASAN_CFLAGS)" LDFLAGS_EXTRA="$(ASAN_CFLAGS)" STRIP=

@@ -561,7 +561,19 @@ def x86_target(firmwares: dict[str, Path]) -> Target:
     return Target("x86_64 (Unix port, -Os; from the firmwares' link maps)", sides, notes)
 
 
-def arm_target() -> Target:
+@dataclass
+class ArmSetup:
+    """What every thumbv7em measurement starts from: the port tree, the libc stub and the C
+    module linked on its own."""
+    tree: Path
+    stub: Path
+    c_module: list[Path]
+    c_nimble: list[Path]
+    c_out: Path
+    c_map: Path
+
+
+def arm_setup() -> ArmSetup:
     for tool in ("arm-none-eabi-gcc", "arm-none-eabi-ld", "arm-none-eabi-nm", "arm-none-eabi-size", "cargo"):
         if shutil.which(tool) is None:
             raise BenchError(f"{tool} is needed for the thumbv7em figures (or pass --no-arm)")
@@ -570,6 +582,12 @@ def arm_target() -> Target:
     stub = libc_stub()
     c_module, c_nimble = build_c_arm(tree)
     c_out, c_map = gc_link("cmodule-thumbv7em", c_module, [*map(str, c_module), *map(str, c_nimble), str(stub)])
+    return ArmSetup(tree, stub, c_module, c_nimble, c_out, c_map)
+
+
+def arm_target(setup: ArmSetup) -> Target:
+    tree, stub = setup.tree, setup.stub
+    c_module, c_nimble, c_out, c_map = setup.c_module, setup.c_nimble, setup.c_out, setup.c_map
     glue, lib = build_ours_arm(tree)
     o_out, o_map = gc_link("ours-thumbv7em", glue, [*map(str, glue), str(lib), str(stub)])
     sides = []
@@ -603,16 +621,14 @@ class ProfileSize:
     total: dict[str, int]
 
 
-def profile_sizes(c_total: dict[str, int]) -> list[ProfileSize]:
+def profile_sizes(setup: ArmSetup) -> list[ProfileSize]:
     """Builds every feature profile for thumbv7em (glue and staticlib) and measures each as the
     full build is measured: a relocatable --gc-sections link kept alive from the glue."""
-    tree = OUT / "tree"
-    make_farm(tree, "qemu")
-    stub = libc_stub()
+    c_total = attribute(parse_map(setup.c_map), classify_c).total()
     out = []
     for name, features in feature_profiles().items():
-        glue, lib = build_ours_arm(tree, name, features)
-        linked, mapfile = gc_link(f"ours-thumbv7em-{name}", glue, [*map(str, glue), str(lib), str(stub)])
+        glue, lib = build_ours_arm(setup.tree, name, features)
+        _, mapfile = gc_link(f"ours-thumbv7em-{name}", glue, [*map(str, glue), str(lib), str(setup.stub)])
         pieces = parse_map(mapfile)
         total = attribute(pieces, classify_ours_factory(pieces)).total()
         out.append(ProfileSize(name, features, total))
@@ -625,16 +641,6 @@ def profile_sizes(c_total: dict[str, int]) -> list[ProfileSize]:
                      f"{flash / c_flash:.2f}"))
     benchlib.print_table(("profile", "features", "flash", "RAM", "flash ours/C"), rows)
     return out
-
-
-def c_arm_total() -> dict[str, int]:
-    """The C module's thumbv7em total alone (for --profiles-only)."""
-    tree = OUT / "tree"
-    make_farm(tree, "qemu")
-    stub = libc_stub()
-    c_module, c_nimble = build_c_arm(tree)
-    _, c_map = gc_link("cmodule-thumbv7em", c_module, [*map(str, c_module), *map(str, c_nimble), str(stub)])
-    return attribute(parse_map(c_map), classify_c).total()
 
 
 def main() -> int:
@@ -655,7 +661,7 @@ def main() -> int:
     profiles: list[ProfileSize] = []
     if args.profiles_only:
         try:
-            profiles = profile_sizes(c_arm_total())
+            profiles = profile_sizes(arm_setup())
         except BenchError as e:
             error = str(e)
             print(f"\nBENCHMARK FAILED: {e}", file=sys.stderr)
@@ -679,11 +685,11 @@ def main() -> int:
         targets.append(x86_target(benchlib.FIRMWARES))
         print_target(targets[-1])
         if not args.no_arm:
-            targets.append(arm_target())
+            setup = arm_setup()
+            targets.append(arm_target(setup))
             print_target(targets[-1])
             if args.profiles:
-                c_side = next(side for side in targets[-1].sides if side.label == "C")
-                profiles = profile_sizes(c_side.total)
+                profiles = profile_sizes(setup)
         diffs = syscfg_differences()
         print("\nNimBLE syscfg values that differ (ours vs MicroPython's):")
         for d in diffs:

@@ -18,8 +18,9 @@ UBT_BARE_METAL := $(UBT_PORT)$(findstring arm-none-eabi,$(CROSS_COMPILE))
 # central peripheral gatt-client l2cap security, or `full` for all of them. The same list goes
 # to cargo as features and to the glue as UBT_CENTRAL=0/1 and so on.
 UBT_FEATURES ?= full
-UBT_FEATURE_LIST := $(if $(filter full,$(UBT_FEATURES)),central peripheral gatt-client l2cap security,$(UBT_FEATURES))
-UBT_UNKNOWN_FEATURES := $(filter-out full central peripheral gatt-client l2cap security,$(UBT_FEATURES))
+UBT_PARTS := central peripheral gatt-client l2cap security
+UBT_FEATURE_LIST := $(if $(filter full,$(UBT_FEATURES)),$(UBT_PARTS),$(UBT_FEATURES))
+UBT_UNKNOWN_FEATURES := $(filter-out full $(UBT_PARTS),$(UBT_FEATURES))
 ifneq ($(UBT_UNKNOWN_FEATURES),)
 $(error ubluetooth: unknown UBT_FEATURES: $(UBT_UNKNOWN_FEATURES))
 endif
