@@ -7,7 +7,7 @@
 //!   characteristic value and user descriptor, each with a capacity (20 bytes unless a local
 //!   write or `gatts_set_buffer` changed it), a current length and an append flag (spec §8.3,
 //!   §8.4).
-//! * The NimBLE service definitions ([`ServiceDefs`]): the `ble_gatt_svc_def` /
+//! * The NimBLE service definitions ([`Generation`]): the `ble_gatt_svc_def` /
 //!   `ble_gatt_chr_def` / `ble_gatt_dsc_def` arrays and the UUIDs they point to, built from the
 //!   flat entry list the shim parsed out of the Python structure. NimBLE keeps pointers into
 //!   them (its registration queue, its attribute table, its service table), so a generation of
@@ -19,6 +19,7 @@
 //! Python handler runs: NimBLE's `ble_gatts_start` calls [`register_cb`], notify/indicate read
 //! the value through [`access_cb`], and the handler may call any `gatts_*` method.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::ffi::{c_int, c_void};
 use core::ptr;
@@ -66,41 +67,49 @@ const DEFAULT_CAPACITY: usize = 20;
 
 /// One stored characteristic or descriptor value.
 ///
-/// `data.capacity()` is kept at least `capacity`, so a remote write (which must not fail on
-/// allocation inside NimBLE's callback) never allocates.
+/// The buffer is allocated at the capacity, so a remote write (which must not fail on
+/// allocation inside NimBLE's callback) never allocates. 24 bytes on a 64-bit host, 16 on
+/// Cortex-M, plus the buffer: the store keeps one per attribute, NimBLE's own included.
 #[derive(Debug)]
 pub struct Value {
-    data: Vec<u8>,
-    capacity: usize,
+    /// Room for the whole capacity; the value is `buf[..len]`.
+    buf: Box<[u8]>,
+    len: u32,
+    handle: AttrHandle,
     append: bool,
 }
 
-/// A `Vec` with room for exactly `n` bytes, or `ENOMEM` (a negative Python length becomes a
-/// huge one, which must raise rather than abort).
-fn try_buffer(n: usize) -> Result<Vec<u8>, Error> {
+/// A zero-filled buffer of exactly `n` bytes, or `ENOMEM` (a negative Python length becomes a
+/// huge one, which must raise rather than abort). Values are bounded by `u32` lengths.
+fn try_buffer(n: usize) -> Result<Box<[u8]>, Error> {
+    if u32::try_from(n).is_err() {
+        return Err(Error::NoMem);
+    }
     let mut v = Vec::new();
     v.try_reserve_exact(n).map_err(|_| Error::NoMem)?;
-    Ok(v)
+    v.resize(n, 0);
+    Ok(v.into_boxed_slice())
 }
 
 impl Value {
     /// An empty value with the default capacity.
-    pub fn new() -> Result<Value, Error> {
+    pub fn new(handle: AttrHandle) -> Result<Value, Error> {
         Ok(Value {
-            data: try_buffer(DEFAULT_CAPACITY)?,
-            capacity: DEFAULT_CAPACITY,
+            buf: try_buffer(DEFAULT_CAPACITY)?,
+            len: 0,
+            handle,
             append: false,
         })
     }
 
     /// The stored bytes.
     pub fn bytes(&self) -> &[u8] {
-        &self.data
+        &self.buf[..self.len as usize]
     }
 
     /// The largest value a remote write can leave.
     pub fn capacity(&self) -> usize {
-        self.capacity
+        self.buf.len()
     }
 
     /// Whether remote writes append.
@@ -108,13 +117,21 @@ impl Value {
         self.append
     }
 
+    /// Stores `bytes`, which fit the buffer, as the value.
+    fn set(&mut self, bytes: &[u8]) {
+        self.buf[..bytes.len()].copy_from_slice(bytes);
+        // The buffer's length fits a u32 (try_buffer), and so does anything that fits it.
+        self.len = bytes.len() as u32;
+    }
+
     /// `gatts_read`: copies the value into `out`; in append mode the value is then emptied.
     pub fn read_into(&mut self, out: &mut Vec<u8>) -> Result<(), Error> {
         out.clear();
-        out.try_reserve(self.data.len()).map_err(|_| Error::NoMem)?;
-        out.extend_from_slice(&self.data);
+        out.try_reserve(self.bytes().len())
+            .map_err(|_| Error::NoMem)?;
+        out.extend_from_slice(self.bytes());
         if self.append {
-            self.data.clear();
+            self.len = 0;
         }
         Ok(())
     }
@@ -122,23 +139,18 @@ impl Value {
     /// `gatts_write`: replaces the value. A value longer than the capacity grows the capacity
     /// to exactly its length; the capacity never shrinks here. The append flag is kept.
     pub fn local_write(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        if bytes.len() > self.capacity {
-            let mut grown = try_buffer(bytes.len())?;
-            grown.extend_from_slice(bytes);
-            self.data = grown;
-            self.capacity = bytes.len();
-        } else {
-            self.data.clear();
-            self.data.extend_from_slice(bytes);
+        if bytes.len() > self.capacity() {
+            self.buf = try_buffer(bytes.len())?;
         }
+        self.set(bytes);
         Ok(())
     }
 
     /// `gatts_set_buffer`: the capacity becomes exactly `len`, the value is emptied and the
     /// append flag set or cleared. On `ENOMEM` nothing changes.
     pub fn set_buffer(&mut self, len: usize, append: bool) -> Result<(), Error> {
-        self.data = try_buffer(len)?;
-        self.capacity = len;
+        self.buf = try_buffer(len)?;
+        self.len = 0;
         self.append = append;
         Ok(())
     }
@@ -148,18 +160,12 @@ impl Value {
     /// returns how many bytes it wrote there; whatever does not fit is dropped, and that is
     /// still a successful write (spec §8.4).
     pub fn remote_write_with(&mut self, max_len: usize, fill: impl FnOnce(&mut [u8]) -> usize) {
-        let start = if self.append {
-            self.data.len().min(self.capacity)
-        } else {
-            0
-        };
-        // No allocation: `data` always has room for `capacity` bytes. Bounded by `max_len`
-        // so a large buffer is not zero-filled on every small write.
-        let end = self.capacity.min(start.saturating_add(max_len));
-        self.data.resize(end, 0);
-        let room = &mut self.data[start..];
+        let start = if self.append { self.bytes().len() } else { 0 };
+        // No allocation: the buffer always has room for the capacity.
+        let end = self.capacity().min(start.saturating_add(max_len));
+        let room = &mut self.buf[start..end];
         let written = fill(room).min(room.len());
-        self.data.truncate(start + written);
+        self.len = (start + written) as u32;
     }
 
     /// A write from a peer, from a flat buffer.
@@ -176,9 +182,9 @@ impl Value {
 #[derive(Debug, Default)]
 pub struct Db {
     /// Sorted by handle. A sorted `Vec` rather than a map: NimBLE registers handles in
-    /// increasing order, so each insert appends, and [`Db::shrink_to_fit`] leaves 48 bytes a
-    /// value (a B-tree's first leaf alone takes 480).
-    values: Vec<(AttrHandle, Value)>,
+    /// increasing order, so each insert appends, and [`Db::shrink_to_fit`] leaves one
+    /// [`Value`] a handle (a B-tree's first leaf alone takes 480 bytes).
+    values: Vec<Value>,
 }
 
 impl Db {
@@ -199,30 +205,30 @@ impl Db {
 
     /// Creates (or re-creates, empty) the value for `handle`.
     pub fn create(&mut self, handle: AttrHandle) -> Result<(), Error> {
-        let value = Value::new()?;
-        match self.values.binary_search_by_key(&handle, |(h, _)| *h) {
-            Ok(i) => self.values[i].1 = value,
+        let value = Value::new(handle)?;
+        match self.values.binary_search_by_key(&handle, |v| v.handle) {
+            Ok(i) => self.values[i] = value,
             Err(i) => {
                 self.values.try_reserve(1).map_err(|_| Error::NoMem)?;
-                self.values.insert(i, (handle, value));
+                self.values.insert(i, value);
             }
         }
         Ok(())
     }
 
     fn index(&self, handle: AttrHandle) -> Option<usize> {
-        self.values.binary_search_by_key(&handle, |(h, _)| *h).ok()
+        self.values.binary_search_by_key(&handle, |v| v.handle).ok()
     }
 
     /// The value for `handle`.
     pub fn get(&self, handle: AttrHandle) -> Option<&Value> {
-        self.index(handle).map(|i| &self.values[i].1)
+        self.index(handle).map(|i| &self.values[i])
     }
 
     /// The value for `handle`, or `InvalidArg` (the C module's answer for an unknown handle).
     pub fn get_mut(&mut self, handle: AttrHandle) -> Result<&mut Value, Error> {
         let i = self.index(handle).ok_or(Error::InvalidArg)?;
-        Ok(&mut self.values[i].1)
+        Ok(&mut self.values[i])
     }
 }
 
@@ -287,126 +293,240 @@ fn try_filled<T: Clone>(n: usize, value: T) -> Result<Vec<T>, Error> {
     Ok(v)
 }
 
-/// One user service as NimBLE sees it.
-///
-/// Every pointer NimBLE gets points into the heap buffers of these `Vec`s, which are sized
-/// once in [`ServiceDefs::build`] and never pushed to or resized afterwards; moving a `Vec`
-/// (or this struct) does not move its buffer, so the pointers stay valid until it is dropped.
-struct ServiceDefs {
-    /// The service and its terminator.
-    svc: Vec<ns::ble_gatt_svc_def>,
-    /// The characteristics and their terminator. (This field and the next two are only
-    /// read by NimBLE, through pointers; they are here to own the memory.)
-    #[allow(dead_code)]
-    chrs: Vec<ns::ble_gatt_chr_def>,
-    /// Per characteristic with descriptors: the descriptors and their terminator.
-    #[allow(dead_code)]
-    dscs: Vec<Vec<ns::ble_gatt_dsc_def>>,
-    /// The service UUID, then one per characteristic/descriptor entry.
-    #[allow(dead_code)]
-    uuids: Vec<ns::ble_uuid_any_t>,
-    /// One handle per characteristic/descriptor entry, in definition order; NimBLE writes the
-    /// characteristic value handles, [`register_cb`] the descriptor handles.
-    handles: Vec<u16>,
+/// Where each array of a [`Generation`] starts in its block (bytes; the service array starts at
+/// 0), and the block's length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct DefsLayout {
+    chrs: usize,
+    dscs: usize,
+    uuids: usize,
+    handles: usize,
+    end: usize,
 }
 
-impl ServiceDefs {
-    /// Builds the definitions for `entries[0]` (a service) and its items `entries[1..]`.
-    fn build(entries: &[GattsEntry]) -> Result<ServiceDefs, Error> {
-        let (svc_entry, items) = entries.split_first().ok_or(Error::InvalidArg)?;
-        let mut uuids = Vec::new();
-        uuids
-            .try_reserve_exact(entries.len())
-            .map_err(|_| Error::NoMem)?;
-        uuids.push(nimble_uuid(&svc_entry.uuid)?);
-        for e in items {
-            uuids.push(nimble_uuid(&e.uuid)?);
-        }
-        // 0xffff until NimBLE assigns the handle, as in the C module.
-        let mut handles = try_filled(items.len(), 0xffffu16)?;
+/// The start (aligned for `T`) and end of an array of `n` `T`s placed at or after `from`.
+fn place<T>(from: usize, n: usize) -> Option<(usize, usize)> {
+    let at = from.checked_next_multiple_of(core::mem::align_of::<T>())?;
+    Some((
+        at,
+        at.checked_add(n.checked_mul(core::mem::size_of::<T>())?)?,
+    ))
+}
 
-        let n_chrs = items
-            .iter()
-            .filter(|e| e.kind == UBT_GATTS_CHARACTERISTIC)
-            .count();
-        let mut chrs = try_filled(n_chrs + 1, ns::ble_gatt_chr_def::default())?;
-        let mut dscs: Vec<Vec<ns::ble_gatt_dsc_def>> = Vec::new();
-        dscs.try_reserve_exact(n_chrs).map_err(|_| Error::NoMem)?;
-
-        // All buffers have their final size: from here on only raw pointers into them are
-        // taken, and element values written.
-        let uuid_ptr = |i: usize| -> *const ns::ble_uuid_t {
-            // The `u` member sits at offset 0 of every variant of the repr(C) union, which is
-            // how NimBLE itself uses `ble_uuid_any_t`.
-            uuids[i..].as_ptr().cast()
-        };
-        let handles_ptr = handles.as_mut_ptr();
-        let mut chr_index = 0;
-        let mut i = 0;
-        while i < items.len() {
-            let chr = &items[i];
-            // split_services guarantees a characteristic here.
-            if chr.kind != UBT_GATTS_CHARACTERISTIC {
-                return Err(Error::InvalidArg);
-            }
-            let n_dscs = items[i + 1..]
-                .iter()
-                .take_while(|e| e.kind == UBT_GATTS_DESCRIPTOR)
-                .count();
-            let descriptors = if n_dscs == 0 {
-                ptr::null_mut()
-            } else {
-                let mut list = try_filled(n_dscs + 1, ns::ble_gatt_dsc_def::default())?;
-                for (j, dsc) in items[i + 1..i + 1 + n_dscs].iter().enumerate() {
-                    let k = i + 1 + j;
-                    list[j] = ns::ble_gatt_dsc_def {
-                        uuid: uuid_ptr(1 + k),
-                        att_flags: descriptor_att_flags(dsc.flags),
-                        min_key_size: 0,
-                        access_cb: Some(access_cb),
-                        // NimBLE has no handle out-pointer for descriptors: register_cb
-                        // writes the handle through `arg`.
-                        // SAFETY: k < items.len() == handles.len().
-                        arg: unsafe { handles_ptr.add(k) }.cast(),
-                    };
-                }
-                let p = list.as_mut_ptr();
-                dscs.push(list);
-                p
-            };
-            chrs[chr_index] = ns::ble_gatt_chr_def {
-                uuid: uuid_ptr(1 + i),
-                access_cb: Some(access_cb),
-                arg: ptr::null_mut(),
-                descriptors,
-                flags: chr.flags,
-                min_key_size: 0,
-                // SAFETY: i < items.len() == handles.len().
-                val_handle: unsafe { handles_ptr.add(i) },
-            };
-            chr_index += 1;
-            i += 1 + n_dscs;
-        }
-
-        let mut svc = try_filled(2, ns::ble_gatt_svc_def::default())?;
-        svc[0] = ns::ble_gatt_svc_def {
-            type_: ns::BLE_GATT_SVC_TYPE_PRIMARY as u8,
-            uuid: uuid_ptr(0),
-            includes: ptr::null_mut(),
-            characteristics: chrs.as_ptr(),
-        };
-        Ok(ServiceDefs {
-            svc,
+impl DefsLayout {
+    /// The layout for `n_svcs` services, `n_chrs` characteristic slots and `n_dscs`
+    /// descriptor slots (terminators included), `n_uuids` UUIDs and `n_handles` handle slots;
+    /// `None` if the sizes overflow.
+    fn new(
+        n_svcs: usize,
+        n_chrs: usize,
+        n_dscs: usize,
+        n_uuids: usize,
+        n_handles: usize,
+    ) -> Option<DefsLayout> {
+        let (_, svcs_end) = place::<ns::ble_gatt_svc_def>(0, n_svcs.checked_mul(2)?)?;
+        let (chrs, chrs_end) = place::<ns::ble_gatt_chr_def>(svcs_end, n_chrs)?;
+        let (dscs, dscs_end) = place::<ns::ble_gatt_dsc_def>(chrs_end, n_dscs)?;
+        let (uuids, uuids_end) = place::<ns::ble_uuid_any_t>(dscs_end, n_uuids)?;
+        let (handles, end) = place::<u16>(uuids_end, n_handles)?;
+        Some(DefsLayout {
             chrs,
             dscs,
             uuids,
             handles,
+            end,
         })
     }
+}
 
-    /// Whether `slot` is one of this service's handle slots (a descriptor's `arg`).
+/// One registration's service definitions as NimBLE sees them, in a single heap block:
+///
+/// * per service, its `ble_gatt_svc_def` and a terminator (NimBLE is given one service at a
+///   time, as in the C module);
+/// * per service, its `ble_gatt_chr_def`s and a terminator;
+/// * per characteristic with descriptors, its `ble_gatt_dsc_def`s and a terminator;
+/// * one UUID per entry, services included, in entry order;
+/// * one handle slot per characteristic/descriptor entry, in entry order: NimBLE writes the
+///   characteristic value handles, [`register_cb`] the descriptor handles.
+///
+/// One block instead of an allocation per array and service (about 200 bytes less for the
+/// Nordic UART service on a 64-bit host). The block is zero-filled first, which is a valid
+/// value of every type in it and NimBLE's terminator. NimBLE keeps pointers into it; the block
+/// is never resized, and Rust reaches it only through `Vec::as_ptr` / `as_mut_ptr` (which take
+/// no reference to the whole buffer), so those pointers stay valid until it is dropped.
+struct Generation {
+    /// The block, as `u64`s for an alignment that suits every array in it.
+    words: Vec<u64>,
+    n_svcs: u32,
+    /// Byte offset of the handle slots.
+    handles_at: u32,
+    n_handles: u32,
+}
+
+impl Generation {
+    /// Builds the definitions for `entries`, split into services by `ranges`
+    /// ([`split_services`]).
+    fn build(entries: &[GattsEntry], ranges: &[(usize, usize)]) -> Result<Generation, Error> {
+        let is_dsc = |e: &&GattsEntry| e.kind == UBT_GATTS_DESCRIPTOR;
+        let n_svcs = ranges.len();
+        let n_handles = entries.len() - n_svcs;
+        let n_chrs = n_handles - entries.iter().filter(is_dsc).count() + n_svcs;
+        let mut n_dscs = 0;
+        for (i, e) in entries.iter().enumerate() {
+            if e.kind == UBT_GATTS_CHARACTERISTIC {
+                let n = entries[i + 1..].iter().take_while(is_dsc).count();
+                if n > 0 {
+                    n_dscs += n + 1;
+                }
+            }
+        }
+        let layout = DefsLayout::new(n_svcs, n_chrs, n_dscs, entries.len(), n_handles)
+            .ok_or(Error::NoMem)?;
+        let narrow = |n: usize| u32::try_from(n).map_err(|_| Error::NoMem);
+        let mut generation = Generation {
+            words: try_filled(layout.end.div_ceil(8), 0u64)?,
+            n_svcs: narrow(n_svcs)?,
+            handles_at: narrow(layout.handles)?,
+            n_handles: narrow(n_handles)?,
+        };
+
+        let base = generation.words.as_mut_ptr().cast::<u8>();
+        // For every `add` in this function: each offset is one DefsLayout computed for these
+        // counts, within the block and aligned for its type, and each index stays below the
+        // count it was placed with (the counts come from the same walk over `entries`).
+        // SAFETY: the offsets lie within the block (DefsLayout).
+        let (svcs, chrs, dscs, uuids, handles) = unsafe {
+            (
+                base.cast::<ns::ble_gatt_svc_def>(),
+                base.add(layout.chrs).cast::<ns::ble_gatt_chr_def>(),
+                base.add(layout.dscs).cast::<ns::ble_gatt_dsc_def>(),
+                base.add(layout.uuids).cast::<ns::ble_uuid_any_t>(),
+                base.add(layout.handles).cast::<u16>(),
+            )
+        };
+        // The `u` member sits at offset 0 of every variant of the repr(C) union, which is how
+        // NimBLE itself uses `ble_uuid_any_t`.
+        let uuid_ptr = |i: usize| {
+            // SAFETY: i < entries.len(), the number of UUIDs.
+            unsafe { uuids.add(i) }
+                .cast::<ns::ble_uuid_t>()
+                .cast_const()
+        };
+        for (i, e) in entries.iter().enumerate() {
+            let uuid = nimble_uuid(&e.uuid)?;
+            // SAFETY: as for uuid_ptr.
+            unsafe { uuids.add(i).write(uuid) };
+        }
+
+        let (mut chr_at, mut dsc_at, mut handle_at) = (0, 0, 0);
+        for (s, &(start, end)) in ranges.iter().enumerate() {
+            // SAFETY: s < n_svcs; the slot after it stays zero, the terminator.
+            unsafe {
+                svcs.add(2 * s).write(ns::ble_gatt_svc_def {
+                    type_: ns::BLE_GATT_SVC_TYPE_PRIMARY as u8,
+                    uuid: uuid_ptr(start),
+                    includes: ptr::null_mut(),
+                    characteristics: chrs.add(chr_at),
+                })
+            };
+            let mut i = start + 1;
+            while i < end {
+                // split_services guarantees a characteristic here.
+                if entries[i].kind != UBT_GATTS_CHARACTERISTIC {
+                    return Err(Error::InvalidArg);
+                }
+                let n = entries[i + 1..end].iter().take_while(is_dsc).count();
+                // SAFETY: every characteristic and descriptor entry has a handle slot.
+                let val_handle = unsafe { handles.add(handle_at) };
+                // 0xffff until NimBLE assigns the handle, as in the C module.
+                // SAFETY: handle_at + n < n_handles, the slots of this entry and its descriptors.
+                unsafe {
+                    for k in 0..=n {
+                        handles.add(handle_at + k).write(0xffff);
+                    }
+                }
+                let descriptors = if n == 0 {
+                    ptr::null_mut()
+                } else {
+                    for j in 0..n {
+                        let dsc = &entries[i + 1 + j];
+                        // SAFETY: this characteristic's n descriptor slots start at dsc_at, and
+                        // the one after them stays zero, the terminator.
+                        unsafe {
+                            dscs.add(dsc_at + j).write(ns::ble_gatt_dsc_def {
+                                uuid: uuid_ptr(i + 1 + j),
+                                att_flags: descriptor_att_flags(dsc.flags),
+                                min_key_size: 0,
+                                access_cb: Some(access_cb),
+                                // NimBLE has no handle out-pointer for descriptors:
+                                // register_cb writes the handle through `arg`.
+                                arg: handles.add(handle_at + 1 + j).cast(),
+                            })
+                        };
+                    }
+                    // SAFETY: as above.
+                    let list = unsafe { dscs.add(dsc_at) };
+                    dsc_at += n + 1;
+                    list
+                };
+                // SAFETY: chr_at < n_chrs (this service's slots; its terminator follows).
+                unsafe {
+                    chrs.add(chr_at).write(ns::ble_gatt_chr_def {
+                        uuid: uuid_ptr(i),
+                        access_cb: Some(access_cb),
+                        arg: ptr::null_mut(),
+                        descriptors,
+                        flags: entries[i].flags,
+                        min_key_size: 0,
+                        val_handle,
+                    })
+                };
+                chr_at += 1;
+                handle_at += 1 + n;
+                i += 1 + n;
+            }
+            // This service's terminator stays zero.
+            chr_at += 1;
+        }
+        Ok(generation)
+    }
+
+    /// Service `s`'s definition and its terminator, for `ble_gatts_add_svcs`.
+    fn service(&self, s: usize) -> *const ns::ble_gatt_svc_def {
+        debug_assert!(s < self.n_svcs as usize);
+        // SAFETY: the service array starts the block and holds 2 * n_svcs entries.
+        unsafe {
+            self.words
+                .as_ptr()
+                .cast::<ns::ble_gatt_svc_def>()
+                .add(2 * s)
+        }
+    }
+
+    /// The handle slots' addresses.
+    fn slots(&self) -> core::ops::Range<*const u16> {
+        // SAFETY: the slots lie within the block (DefsLayout), at handles_at.
+        let first = unsafe {
+            self.words
+                .as_ptr()
+                .cast::<u8>()
+                .add(self.handles_at as usize)
+        };
+        let first = first.cast::<u16>();
+        // SAFETY: as above, n_handles slots.
+        first..unsafe { first.add(self.n_handles as usize) }
+    }
+
+    /// The handles, one per characteristic/descriptor entry in definition order.
+    fn handles(&self) -> &[u16] {
+        // SAFETY: initialised slots within the block; NimBLE writes them only inside
+        // ble_gatts_start, never while this borrow of `self` is held.
+        unsafe { core::slice::from_raw_parts(self.slots().start, self.n_handles as usize) }
+    }
+
+    /// Whether `slot` is one of this generation's handle slots (a descriptor's `arg`).
     fn owns_slot(&self, slot: *const u16) -> bool {
-        self.handles.as_ptr_range().contains(&slot)
+        self.slots().contains(&slot)
     }
 
     /// Records `handle` in the slot a descriptor's `arg` points to, if the slot is ours.
@@ -414,9 +534,19 @@ impl ServiceDefs {
         if !self.owns_slot(slot) {
             return false;
         }
+        let slots = self.slots();
         // In range (checked above), so the byte distance is a whole number of u16s.
-        let index = (slot as usize - self.handles.as_ptr() as usize) / core::mem::size_of::<u16>();
-        self.handles[index] = handle;
+        let byte = self.handles_at as usize + (slot as usize - slots.start as usize);
+        // SAFETY: a slot inside the block, aligned (a whole number of u16s from an aligned
+        // start); written through the block's own pointer.
+        unsafe {
+            self.words
+                .as_mut_ptr()
+                .cast::<u8>()
+                .add(byte)
+                .cast::<u16>()
+                .write(handle)
+        };
         true
     }
 }
@@ -429,7 +559,7 @@ struct Server {
     db: Db,
     /// Every generation of service definitions NimBLE may still point to, oldest first. The
     /// last one is the current registration's.
-    defs: Vec<Vec<ServiceDefs>>,
+    defs: Vec<Generation>,
     /// The copy `gatts_read` hands to the shim, valid until the next `gatts_read`.
     read_buf: Vec<u8>,
 }
@@ -565,8 +695,8 @@ unsafe extern "C" fn register_cb(ctxt: *mut ns::ble_gatt_register_ctxt, _arg: *m
                 let slot = unsafe { (*dsc.dsc_def).arg }.cast::<u16>().cast_const();
                 // Only a slot inside one of our own handle arrays is ours; another
                 // registrant's descriptor may use `arg` for something else.
-                for defs in s.defs.iter_mut().flatten() {
-                    if defs.record(slot, dsc.handle) {
+                for generation in s.defs.iter_mut() {
+                    if generation.record(slot, dsc.handle) {
                         break;
                     }
                 }
@@ -706,19 +836,17 @@ pub fn register(
     if handles.len() < n_handles {
         return Err(Error::InvalidArg);
     }
-    let mut generation = Vec::new();
-    generation
-        .try_reserve_exact(ranges.len())
-        .map_err(|_| Error::NoMem)?;
-    for &(start, end) in &ranges {
-        generation.push(ServiceDefs::build(&entries[start..end])?);
+    let generation = Generation::build(entries, &ranges)?;
+    // Moving the generation into SERVER does not move its block. At most
+    // UBT_GATTS_MAX_SERVICES services (split_services).
+    let mut services = [ptr::null(); UBT_GATTS_MAX_SERVICES];
+    for (i, svc) in services.iter_mut().enumerate().take(ranges.len()) {
+        *svc = generation.service(i);
     }
     // Python ran while the shim parsed (iterators, __len__): start from a clean attribute
     // table again, so that only this registration's definitions are referenced afterwards.
     // SAFETY: plain NimBLE call on the NimBLE thread.
     check(unsafe { ns::ble_gatts_reset() })?;
-    let svcs: Vec<*const ns::ble_gatt_svc_def> =
-        generation.iter().map(|d| d.svc.as_ptr()).collect();
     with_server(t, |s| {
         s.db.clear();
         s.defs.try_reserve(1).map_err(|_| Error::NoMem)?;
@@ -729,7 +857,7 @@ pub fn register(
     sys::private::reset_gatts_counters(t);
     queue_default_services();
     let mut result = Ok(());
-    for svc in svcs {
+    for &svc in &services[..ranges.len()] {
         // SAFETY: `svc` points into a generation now owned by SERVER, which stays until a
         // later free point; NimBLE reads it here and in ble_gatts_start.
         let rc = unsafe {
@@ -757,8 +885,7 @@ pub fn register(
         s.defs.shrink_to_fit();
         s.db.shrink_to_fit();
         if let Some(current) = s.defs.last() {
-            let all = current.iter().flat_map(|d| d.handles.iter().copied());
-            for (out, h) in handles.iter_mut().zip(all) {
+            for (out, &h) in handles.iter_mut().zip(current.handles()) {
                 *out = AttrHandle(h);
             }
         }
@@ -876,7 +1003,7 @@ mod tests {
 
     #[test]
     fn new_value_is_empty_with_default_capacity() {
-        let v = Value::new().unwrap();
+        let v = Value::new(AttrHandle(1)).unwrap();
         assert_eq!(v.bytes(), b"");
         assert_eq!(v.capacity(), 20);
         assert!(!v.append());
@@ -884,7 +1011,7 @@ mod tests {
 
     #[test]
     fn remote_write_is_truncated_to_capacity() {
-        let mut v = Value::new().unwrap();
+        let mut v = Value::new(AttrHandle(1)).unwrap();
         v.remote_write(&[7; 25]);
         assert_eq!(v.bytes(), &[7; 20][..]);
         v.remote_write(b"abc");
@@ -895,7 +1022,7 @@ mod tests {
 
     #[test]
     fn local_write_grows_capacity_exactly_and_never_shrinks() {
-        let mut v = Value::new().unwrap();
+        let mut v = Value::new(AttrHandle(1)).unwrap();
         v.local_write(&[1; 30]).unwrap();
         assert_eq!(v.capacity(), 30);
         assert_eq!(v.bytes(), &[1; 30][..]);
@@ -909,7 +1036,7 @@ mod tests {
 
     #[test]
     fn set_buffer_resizes_clears_and_sets_append() {
-        let mut v = Value::new().unwrap();
+        let mut v = Value::new(AttrHandle(1)).unwrap();
         v.local_write(b"hello").unwrap();
         v.set_buffer(4, true).unwrap();
         assert_eq!(v.capacity(), 4);
@@ -922,7 +1049,7 @@ mod tests {
 
     #[test]
     fn set_buffer_with_a_huge_length_is_enomem_and_changes_nothing() {
-        let mut v = Value::new().unwrap();
+        let mut v = Value::new(AttrHandle(1)).unwrap();
         v.local_write(b"keep").unwrap();
         // What a negative Python length becomes once cast to size_t.
         assert_eq!(v.set_buffer(usize::MAX - 5, true), Err(Error::NoMem));
@@ -933,7 +1060,7 @@ mod tests {
 
     #[test]
     fn append_mode_accumulates_up_to_capacity_and_read_empties() {
-        let mut v = Value::new().unwrap();
+        let mut v = Value::new(AttrHandle(1)).unwrap();
         v.set_buffer(8, true).unwrap();
         v.remote_write(b"abc");
         v.remote_write(b"def");
@@ -954,7 +1081,7 @@ mod tests {
 
     #[test]
     fn read_keeps_the_value_outside_append_mode() {
-        let mut v = Value::new().unwrap();
+        let mut v = Value::new(AttrHandle(1)).unwrap();
         v.local_write(b"same").unwrap();
         let mut out = Vec::new();
         v.read_into(&mut out).unwrap();
@@ -965,7 +1092,7 @@ mod tests {
 
     #[test]
     fn local_write_in_append_mode_replaces_and_keeps_append() {
-        let mut v = Value::new().unwrap();
+        let mut v = Value::new(AttrHandle(1)).unwrap();
         v.set_buffer(4, true).unwrap();
         v.remote_write(b"ab");
         v.local_write(b"123456").unwrap();
@@ -979,7 +1106,7 @@ mod tests {
 
     #[test]
     fn remote_write_fill_cannot_overrun() {
-        let mut v = Value::new().unwrap();
+        let mut v = Value::new(AttrHandle(1)).unwrap();
         v.remote_write_with(usize::MAX, |room| {
             room.fill(9);
             usize::MAX
@@ -989,7 +1116,7 @@ mod tests {
 
     #[test]
     fn remote_write_room_is_bounded_by_the_incoming_length() {
-        let mut v = Value::new().unwrap();
+        let mut v = Value::new(AttrHandle(1)).unwrap();
         v.set_buffer(1000, true).unwrap();
         v.remote_write(b"ab");
         v.remote_write_with(3, |room| {
@@ -1127,6 +1254,31 @@ mod tests {
         assert_eq!(split_services(&nine), Err(Error::TooBig));
     }
 
+    /// Builds the generation for `e`, which must be well formed.
+    fn generation(e: &[GattsEntry]) -> Generation {
+        Generation::build(e, &split_services(e).unwrap()).unwrap()
+    }
+
+    fn uuid16(p: *const ns::ble_uuid_t) -> u16 {
+        // SAFETY: every UUID pointer in these tests points at a 16-bit ble_uuid_any_t.
+        unsafe { (*p.cast::<ns::ble_uuid16_t>()).value }
+    }
+
+    /// Service `s` of `g` and its characteristic list, up to and including the terminator.
+    fn service(g: &Generation, s: usize) -> (&ns::ble_gatt_svc_def, &[ns::ble_gatt_chr_def]) {
+        // SAFETY: service(s) points at a definition and its terminator inside the block.
+        let pair = unsafe { core::slice::from_raw_parts(g.service(s), 2) };
+        assert!(pair[1].uuid.is_null() && pair[1].type_ == 0);
+        let mut n = 0;
+        // SAFETY: the characteristic list ends with a terminator (null UUID).
+        while !unsafe { &*pair[0].characteristics.add(n) }.uuid.is_null() {
+            n += 1;
+        }
+        // SAFETY: n characteristics and the terminator.
+        let chrs = unsafe { core::slice::from_raw_parts(pair[0].characteristics, n + 1) };
+        (&pair[0], chrs)
+    }
+
     #[test]
     fn definitions_point_at_their_uuids_flags_and_handle_slots() {
         let e = [
@@ -1136,22 +1288,18 @@ mod tests {
             entry(D, 0x1002, 0x2902),
             entry(C, 0x0008, 0x2a38),
         ];
-        let defs = ServiceDefs::build(&e).unwrap();
-        assert_eq!(defs.handles, [0xffff; 4]);
-        let svc = &defs.svc[0];
+        let g = generation(&e);
+        assert_eq!(g.handles(), [0xffff; 4]);
+        let slot = |i: usize| g.slots().start.wrapping_add(i).cast_mut();
+        let (svc, chrs) = service(&g, 0);
         assert_eq!(u32::from(svc.type_), ns::BLE_GATT_SVC_TYPE_PRIMARY);
-        assert!(defs.svc[1].uuid.is_null() && defs.svc[1].type_ == 0);
-        let uuid16 = |p: *const ns::ble_uuid_t| {
-            // SAFETY: every UUID pointer built here points at a 16-bit ble_uuid_any_t.
-            unsafe { (*p.cast::<ns::ble_uuid16_t>()).value }
-        };
         assert_eq!(uuid16(svc.uuid), 0x180d);
-        assert_eq!(svc.characteristics, defs.chrs.as_ptr());
+        assert_eq!(chrs.len(), 3);
 
-        let c0 = &defs.chrs[0];
+        let c0 = &chrs[0];
         assert_eq!(uuid16(c0.uuid), 0x2a37);
         assert_eq!(c0.flags, 0x0012);
-        assert_eq!(c0.val_handle, defs.handles.as_ptr().cast_mut());
+        assert_eq!(c0.val_handle, slot(0));
         assert!(c0.access_cb.is_some() && c0.arg.is_null());
         // SAFETY: the descriptor list of c0 has 2 entries and a terminator.
         let d = unsafe { core::slice::from_raw_parts(c0.descriptors, 3) };
@@ -1160,35 +1308,94 @@ mod tests {
             d[0].att_flags,
             (ns::BLE_ATT_F_READ | ns::BLE_ATT_F_WRITE) as u8
         );
-        assert!(defs.owns_slot(d[0].arg.cast()));
-        assert_eq!(
-            d[0].arg.cast::<u16>(),
-            defs.handles[1..].as_ptr().cast_mut()
-        );
+        assert!(g.owns_slot(d[0].arg.cast()));
+        assert_eq!(d[0].arg.cast::<u16>(), slot(1));
         // A user 0x2902 is an ordinary descriptor; its security bit is dropped.
         assert_eq!(uuid16(d[1].uuid), 0x2902);
         assert_eq!(d[1].att_flags, ns::BLE_ATT_F_READ as u8);
-        assert_eq!(
-            d[1].arg.cast::<u16>(),
-            defs.handles[2..].as_ptr().cast_mut()
-        );
-        assert!(d[2].uuid.is_null());
+        assert_eq!(d[1].arg.cast::<u16>(), slot(2));
+        assert!(d[2].uuid.is_null() && d[2].access_cb.is_none());
 
-        let c1 = &defs.chrs[1];
+        let c1 = &chrs[1];
         assert_eq!(uuid16(c1.uuid), 0x2a38);
         assert!(c1.descriptors.is_null());
-        assert_eq!(c1.val_handle, defs.handles[3..].as_ptr().cast_mut());
-        assert!(defs.chrs[2].uuid.is_null());
+        assert_eq!(c1.val_handle, slot(3));
+        assert!(chrs[2].val_handle.is_null() && chrs[2].access_cb.is_none());
 
         let outside = 0u16;
-        assert!(!defs.owns_slot(&outside));
+        assert!(!g.owns_slot(&outside));
+        assert!(!g.owns_slot(slot(4)));
+    }
+
+    #[test]
+    fn services_have_their_own_lists_and_handles_follow_entry_order() {
+        let e = [
+            entry(S, 0, 0x1800 + 1),
+            entry(C, 0x02, 0x2a01),
+            entry(D, 0x02, 0x2901),
+            entry(S, 0, 0x1800 + 2),
+            entry(S, 0, 0x1800 + 3),
+            entry(C, 0x10, 0x2a02),
+            entry(C, 0x08, 0x2a03),
+            entry(D, 0x08, 0x2902),
+        ];
+        let mut g = generation(&e);
+        assert_eq!(g.n_svcs, 3);
+        let slot = |g: &Generation, i: usize| g.slots().start.wrapping_add(i);
+        let (svc, chrs) = service(&g, 0);
+        assert_eq!(uuid16(svc.uuid), 0x1801);
+        assert_eq!(chrs.len(), 2);
+        assert_eq!(chrs[0].val_handle.cast_const(), slot(&g, 0));
+        let (svc, chrs) = service(&g, 1);
+        assert_eq!(uuid16(svc.uuid), 0x1802);
+        assert_eq!(chrs.len(), 1);
+        let (svc, chrs) = service(&g, 2);
+        assert_eq!(uuid16(svc.uuid), 0x1803);
+        assert_eq!(
+            chrs.iter()
+                .map(|c| uuid16(c.uuid))
+                .take(2)
+                .collect::<Vec<_>>(),
+            [0x2a02, 0x2a03]
+        );
+        assert_eq!(chrs[0].val_handle.cast_const(), slot(&g, 2));
+        assert_eq!(chrs[1].val_handle.cast_const(), slot(&g, 3));
+        // SAFETY: one descriptor and its terminator.
+        let d = unsafe { core::slice::from_raw_parts(chrs[1].descriptors, 2) };
+        assert_eq!(uuid16(d[0].uuid), 0x2902);
+        assert!(d[1].uuid.is_null());
+
+        // What NimBLE does for characteristics and register_cb for descriptors.
+        let chr_slots = [
+            service(&g, 0).1[0].val_handle,
+            chrs[0].val_handle,
+            chrs[1].val_handle,
+        ];
+        for (slot, h) in chr_slots.into_iter().zip([3u16, 10, 12]) {
+            // SAFETY: a slot of this generation, as NimBLE writes a value handle.
+            unsafe { slot.write(h) };
+        }
+        let first_dsc = service(&g, 0).1[0].descriptors;
+        // SAFETY: characteristic 0x2a01's one descriptor.
+        assert!(g.record(unsafe { (*first_dsc).arg }.cast(), 4));
+        assert!(g.record(d[0].arg.cast(), 13));
+        assert_eq!(g.handles(), [3, 4, 10, 12, 13]);
+        let other = 7u16;
+        assert!(!g.record(&other, 1));
     }
 
     #[test]
     fn empty_service_has_only_a_terminator() {
-        let defs = ServiceDefs::build(&[entry(S, 0, 0x1234)]).unwrap();
-        assert!(defs.handles.is_empty());
-        assert_eq!(defs.chrs.len(), 1);
-        assert!(defs.chrs[0].uuid.is_null());
+        let g = generation(&[entry(S, 0, 0x1234)]);
+        assert!(g.handles().is_empty());
+        let (svc, chrs) = service(&g, 0);
+        assert_eq!(uuid16(svc.uuid), 0x1234);
+        assert_eq!(chrs.len(), 1);
+        assert!(chrs[0].uuid.is_null());
+    }
+
+    #[test]
+    fn a_value_is_three_words() {
+        assert!(core::mem::size_of::<Value>() <= 3 * core::mem::size_of::<usize>());
     }
 }
