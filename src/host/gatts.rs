@@ -304,15 +304,6 @@ struct DefsLayout {
     end: usize,
 }
 
-/// The start (aligned for `T`) and end of an array of `n` `T`s placed at or after `from`.
-fn place<T>(from: usize, n: usize) -> Option<(usize, usize)> {
-    let at = from.checked_next_multiple_of(core::mem::align_of::<T>())?;
-    Some((
-        at,
-        at.checked_add(n.checked_mul(core::mem::size_of::<T>())?)?,
-    ))
-}
-
 impl DefsLayout {
     /// The layout for `n_svcs` services, `n_chrs` characteristic slots and `n_dscs`
     /// descriptor slots (terminators included), `n_uuids` UUIDs and `n_handles` handle slots;
@@ -324,17 +315,26 @@ impl DefsLayout {
         n_uuids: usize,
         n_handles: usize,
     ) -> Option<DefsLayout> {
-        let (_, svcs_end) = place::<ns::ble_gatt_svc_def>(0, n_svcs.checked_mul(2)?)?;
-        let (chrs, chrs_end) = place::<ns::ble_gatt_chr_def>(svcs_end, n_chrs)?;
-        let (dscs, dscs_end) = place::<ns::ble_gatt_dsc_def>(chrs_end, n_dscs)?;
-        let (uuids, uuids_end) = place::<ns::ble_uuid_any_t>(dscs_end, n_uuids)?;
-        let (handles, end) = place::<u16>(uuids_end, n_handles)?;
+        use core::alloc::Layout;
+        let svcs = Layout::array::<ns::ble_gatt_svc_def>(n_svcs.checked_mul(2)?).ok()?;
+        let (block, chrs) = svcs
+            .extend(Layout::array::<ns::ble_gatt_chr_def>(n_chrs).ok()?)
+            .ok()?;
+        let (block, dscs) = block
+            .extend(Layout::array::<ns::ble_gatt_dsc_def>(n_dscs).ok()?)
+            .ok()?;
+        let (block, uuids) = block
+            .extend(Layout::array::<ns::ble_uuid_any_t>(n_uuids).ok()?)
+            .ok()?;
+        let (block, handles) = block.extend(Layout::array::<u16>(n_handles).ok()?).ok()?;
+        // The block is a Vec<u64>: nothing in it may need more.
+        debug_assert!(block.align() <= core::mem::align_of::<u64>());
         Some(DefsLayout {
             chrs,
             dscs,
             uuids,
             handles,
-            end,
+            end: block.size(),
         })
     }
 }
